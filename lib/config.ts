@@ -1,0 +1,168 @@
+/**
+ * The shop's configuration, read once from the environment (see the env table in README.md).
+ *
+ * Everything an operator can get wrong is checked here, before the broker starts, so that a bad
+ * configuration stops the node with one clear line instead of a crash later.
+ */
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+
+export const SERVICE_NAMES = ["api", "users", "inventory", "orders", "payments"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+/** The services that keep data, each in its own database. */
+export type DataServiceName = Exclude<ServiceName, "api">;
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ShopConfig {
+	production: boolean;
+	port: number;
+	host: string;
+	dataDir: string;
+	transporterUrl: string | null;
+	services: ServiceName[];
+	nodeID: string | null;
+	jwtSecret: string;
+	/** True when no JWT_SECRET was given and a random one was made for this process. */
+	jwtSecretGenerated: boolean;
+	admin: { email: string; password: string } | null;
+	logLevel: LogLevel;
+	seedDemo: boolean;
+	/** 0 turns the Prometheus endpoint off. */
+	metricsPort: number;
+	/** Logins allowed per client address and minute. */
+	loginRateLimit: number;
+	/** How long the orders service waits for a payment before answering 202 pending. */
+	paymentTimeoutMs: number;
+	dbUrl(service: DataServiceName): string;
+}
+
+/** A configuration mistake: its message is the one line printed before the node exits. */
+export class ConfigError extends Error {
+	override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function parseBoolean(env: Env, key: string, fallback: boolean): boolean {
+	const raw = env[key];
+	if (raw == null || raw === "") return fallback;
+	if (/^(1|true|yes|on)$/i.test(raw)) return true;
+	if (/^(0|false|no|off)$/i.test(raw)) return false;
+	throw new ConfigError(`${key} must be true or false, got "${raw}"`);
+}
+
+function parsePort(env: Env, key: string, fallback: number): number {
+	const raw = env[key];
+	if (raw == null || raw === "") return fallback;
+	const port = Number(raw);
+	if (!Number.isInteger(port) || port < 0 || port > 65535) {
+		throw new ConfigError(`${key} must be a port number between 0 and 65535, got "${raw}"`);
+	}
+	return port;
+}
+
+function parsePositiveInt(env: Env, key: string, fallback: number): number {
+	const raw = env[key];
+	if (raw == null || raw === "") return fallback;
+	const value = Number(raw);
+	if (!Number.isInteger(value) || value < 1) {
+		throw new ConfigError(`${key} must be a positive integer, got "${raw}"`);
+	}
+	return value;
+}
+
+function parseServices(raw: string | undefined): ServiceName[] {
+	if (raw == null || raw.trim() === "" || raw.trim() === "*") return [...SERVICE_NAMES];
+	const names = raw.split(",").map(name => name.trim()).filter(Boolean);
+	const unknown = names.filter(name => !(SERVICE_NAMES as readonly string[]).includes(name));
+	if (unknown.length > 0) {
+		throw new ConfigError(
+			`SERVICES has unknown service name(s): ${unknown.join(", ")} (known: ${SERVICE_NAMES.join(", ")})`
+		);
+	}
+	return [...new Set(names)] as ServiceName[];
+}
+
+function parseTransporter(raw: string | undefined): string | null {
+	if (raw == null || raw.trim() === "") return null;
+	let url: URL;
+	try {
+		url = new URL(raw);
+	} catch {
+		throw new ConfigError(`TRANSPORTER is not a valid URL: "${raw}" (expected e.g. nats://127.0.0.1:4222)`);
+	}
+	if (url.protocol !== "nats:" || url.hostname === "") {
+		throw new ConfigError(`TRANSPORTER must be a nats:// URL with a host, got "${raw}"`);
+	}
+	return raw;
+}
+
+function checkDbUrl(key: string, raw: string): string {
+	if (!/^(sqlite|postgres|postgresql):/.test(raw)) {
+		throw new ConfigError(`${key} must be a sqlite: or postgres:// URL, got "${raw.replace(/\/\/[^@]*@/, "//***@")}"`);
+	}
+	return raw;
+}
+
+export function loadConfig(env: Env = process.env): ShopConfig {
+	const production = env.NODE_ENV === "production";
+
+	const logLevel = (env.LOG_LEVEL || "info").toLowerCase();
+	if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+		throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${env.LOG_LEVEL}"`);
+	}
+
+	const jwtSecretGiven = env.JWT_SECRET != null && env.JWT_SECRET !== "";
+	if (production && !jwtSecretGiven) {
+		throw new ConfigError("JWT_SECRET is required when NODE_ENV=production");
+	}
+	if (jwtSecretGiven && env.JWT_SECRET!.length < 16) {
+		throw new ConfigError("JWT_SECRET must be at least 16 characters long");
+	}
+
+	const adminEmail = env.ADMIN_EMAIL?.trim();
+	const adminPassword = env.ADMIN_PASSWORD;
+	if (Boolean(adminEmail) !== Boolean(adminPassword)) {
+		throw new ConfigError("ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
+	}
+	if (adminPassword != null && adminPassword !== "" && (adminPassword.length < 8 || adminPassword.length > 128)) {
+		throw new ConfigError("ADMIN_PASSWORD must be 8 to 128 characters long");
+	}
+
+	const dataDir = path.resolve(env.DATA_DIR || "./data");
+	const dbUrls = new Map<DataServiceName, string>();
+	for (const service of ["users", "inventory", "orders", "payments"] as const) {
+		const key = `${service.toUpperCase()}_DB`;
+		const raw = env[key];
+		dbUrls.set(service, raw ? checkDbUrl(key, raw) : `sqlite:${path.join(dataDir, `${service}.sqlite`)}`);
+	}
+
+	return {
+		production,
+		port: parsePort(env, "PORT", 3000),
+		host: env.HOST || "127.0.0.1",
+		dataDir,
+		transporterUrl: parseTransporter(env.TRANSPORTER),
+		services: parseServices(env.SERVICES),
+		nodeID: env.NODEID || null,
+		jwtSecret: jwtSecretGiven ? env.JWT_SECRET! : randomBytes(32).toString("hex"),
+		jwtSecretGenerated: !jwtSecretGiven,
+		admin: adminEmail && adminPassword ? { email: adminEmail, password: adminPassword } : null,
+		logLevel: logLevel as LogLevel,
+		seedDemo: parseBoolean(env, "SEED_DEMO", !production),
+		metricsPort: parsePort(env, "METRICS_PORT", 3030),
+		loginRateLimit: parsePositiveInt(env, "LOGIN_RATE_LIMIT", 10),
+		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1500),
+		dbUrl: service => dbUrls.get(service)!
+	};
+}
+
+let current: ShopConfig | null = null;
+
+/** The process-wide configuration; read once, so a generated JWT secret is shared by every service in the process. */
+export function shopConfig(): ShopConfig {
+	current ??= loadConfig();
+	return current;
+}

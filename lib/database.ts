@@ -1,0 +1,194 @@
+/**
+ * One service's database: connection, pragmas, schema sync and the write path.
+ *
+ * Every dialect-specific line of the project lives here, so that a service can move from the
+ * embedded SQLite file to PostgreSQL by setting `<SERVICE>_DB` and nothing else.
+ *
+ * Why the SQLite write path is a queue: Sequelize opens a new SQLite connection for every
+ * `transaction()`, which is slow, loses the connection's pragmas and, under concurrency, fails with
+ * SQLITE_BUSY floods (see shared/STACK.md). Instead, writes in one process go through a single
+ * queue on the one default connection: the queue takes every job waiting, opens one
+ * `BEGIN IMMEDIATE` transaction, runs each job inside its own SAVEPOINT (so one job's failure rolls
+ * back only that job), and commits them together. Callers are answered only after the COMMIT, so
+ * nothing is announced before it is durable. Across processes sharing a file, `BEGIN IMMEDIATE`
+ * with a busy timeout serialises the writers.
+ */
+import { Op, QueryTypes, Sequelize, Transaction, type QueryOptions, type WhereOptions } from "sequelize";
+import type { Logger } from "moleculer";
+
+export type Dialect = "sqlite" | "postgres";
+
+/** Options to spread into every query of a write job: they bind it to the job's transaction. */
+export interface TxOptions {
+	transaction?: Transaction;
+}
+
+type Job<T> = {
+	work: (tx: TxOptions) => Promise<T>;
+	resolve: (value: T) => void;
+	reject: (reason: unknown) => void;
+};
+
+/** How many queued write jobs share one SQLite commit at most. */
+const MAX_BATCH = 64;
+const BUSY_TIMEOUT_MS = 10_000;
+
+function isBusyError(err: unknown): boolean {
+	const text = err instanceof Error ? `${err.message} ${String((err as { parent?: unknown }).parent ?? "")}` : String(err);
+	return /SQLITE_BUSY|database is locked/i.test(text);
+}
+
+export class Database {
+	readonly sequelize: Sequelize;
+	readonly dialect: Dialect;
+	private readonly queue: Job<unknown>[] = [];
+	private draining = false;
+
+	constructor(
+		url: string,
+		private readonly logger: Logger
+	) {
+		if (url.startsWith("sqlite:")) {
+			this.dialect = "sqlite";
+			this.sequelize = new Sequelize({
+				dialect: "sqlite",
+				storage: url.slice("sqlite:".length) || ":memory:",
+				logging: false,
+				// One connection: Sequelize's SQLite pool is a fiction, and transactions are ours.
+				pool: { max: 1, min: 0 }
+			});
+		} else {
+			this.dialect = "postgres";
+			this.sequelize = new Sequelize(url, {
+				dialect: "postgres",
+				logging: false,
+				pool: { max: 10, min: 0, idle: 10_000 }
+			});
+		}
+	}
+
+	/** Connects, sets the connection's pragmas and creates missing tables, safely when several nodes start at once. */
+	async connect(): Promise<void> {
+		await this.sequelize.authenticate();
+		if (this.dialect === "sqlite") {
+			// busy_timeout first: journal_mode=WAL itself needs a lock when another node holds the file.
+			await this.sequelize.query(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+			await this.withBusyRetry(() => this.sequelize.query("PRAGMA journal_mode = WAL"));
+			await this.sequelize.query("PRAGMA synchronous = NORMAL");
+			await this.sequelize.query("PRAGMA foreign_keys = ON");
+			// Inside one write transaction, a second node starting at the same moment waits instead of racing.
+			await this.transaction(async () => {
+				await this.sequelize.sync();
+			});
+		} else {
+			await this.sequelize.transaction(async transaction => {
+				// One advisory lock per database: concurrent starts create the tables one after the other.
+				await this.sequelize.query("SELECT pg_advisory_xact_lock(7340121)", { transaction });
+				await this.sequelize.sync({ transaction } as Parameters<Sequelize["sync"]>[0]);
+			});
+		}
+	}
+
+	async close(): Promise<void> {
+		while (this.draining || this.queue.length > 0) await new Promise(resolve => setTimeout(resolve, 10));
+		await this.sequelize.close();
+	}
+
+	/**
+	 * Runs `work` as one atomic write: all of its statements commit, or none do.
+	 * `work` must only talk to this database (no remote calls): on SQLite it holds the write lock.
+	 */
+	transaction<T>(work: (tx: TxOptions) => Promise<T>): Promise<T> {
+		if (this.dialect === "postgres") {
+			return this.sequelize.transaction(transaction => work({ transaction }));
+		}
+		return new Promise<T>((resolve, reject) => {
+			this.queue.push({ work, resolve, reject } as Job<unknown>);
+			void this.drain();
+		});
+	}
+
+	/** Runs a parameterised UPDATE or DELETE and returns how many rows it changed. */
+	async changeRows(sql: string, replacements: Record<string, unknown>, tx: TxOptions): Promise<number> {
+		const options: QueryOptions = { replacements, type: QueryTypes.UPDATE, ...tx };
+		const result = (await this.sequelize.query(sql, options)) as unknown;
+		// sqlite answers [undefined, changes]; postgres answers [rows, rowCount].
+		if (Array.isArray(result) && typeof result[1] === "number") return result[1];
+		if (typeof result === "number") return result;
+		throw new Error(`Unexpected result of an UPDATE on ${this.dialect}: ${JSON.stringify(result)}`);
+	}
+
+	/** A case-insensitive "contains" condition on a column; the text is a bound value, never a pattern. */
+	containsText(column: string, text: string): WhereOptions {
+		const position = this.dialect === "postgres" ? "strpos" : "instr";
+		return Sequelize.where(Sequelize.fn(position, Sequelize.fn("lower", Sequelize.col(column)), text.toLowerCase()), Op.gt, 0);
+	}
+
+	private async drain(): Promise<void> {
+		if (this.draining) return;
+		this.draining = true;
+		try {
+			while (this.queue.length > 0) {
+				await this.runBatch(this.queue.splice(0, MAX_BATCH));
+			}
+		} finally {
+			this.draining = false;
+		}
+	}
+
+	private async exec(sql: string): Promise<void> {
+		await this.sequelize.query(sql, { type: QueryTypes.RAW });
+	}
+
+	private async runBatch(batch: Job<unknown>[]): Promise<void> {
+		try {
+			await this.withBusyRetry(() => this.exec("BEGIN IMMEDIATE"));
+		} catch (err) {
+			for (const job of batch) job.reject(err);
+			return;
+		}
+
+		const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+		try {
+			for (const job of batch) {
+				await this.exec("SAVEPOINT job");
+				try {
+					const value = await job.work({});
+					await this.exec("RELEASE job");
+					outcomes.push({ ok: true, value });
+				} catch (error) {
+					await this.exec("ROLLBACK TO job");
+					await this.exec("RELEASE job");
+					outcomes.push({ ok: false, error });
+				}
+			}
+			await this.exec("COMMIT");
+		} catch (err) {
+			// The connection itself failed (disk full, file gone): nothing of this batch is kept.
+			this.logger.error("A write transaction failed and was rolled back:", err);
+			await this.exec("ROLLBACK").catch(() => undefined);
+			for (const job of batch) job.reject(err);
+			return;
+		}
+
+		batch.forEach((job, i) => {
+			const outcome = outcomes[i];
+			if (outcome.ok) job.resolve(outcome.value);
+			else job.reject(outcome.error);
+		});
+	}
+
+	/** Another process may hold the file's write lock for longer than the busy timeout: try again a few times. */
+	private async withBusyRetry<T>(operation: () => Promise<T>, attempts = 5): Promise<T> {
+		for (let attempt = 1; ; attempt++) {
+			try {
+				return await operation();
+			} catch (err) {
+				if (!isBusyError(err) || attempt >= attempts) throw err;
+				this.logger.warn(`Database busy (attempt ${attempt} of ${attempts}), retrying`);
+				await new Promise(resolve => setTimeout(resolve, 50 * attempt));
+			}
+		}
+	}
+}
+

@@ -1,0 +1,88 @@
+/** Shapes that cross service boundaries: what one service's action returns and another reads. */
+
+export type Role = "customer" | "admin";
+
+/** The public view of a user (never a password hash). */
+export interface User {
+	id: string;
+	email: string;
+	name: string;
+	role: Role;
+	createdAt: string;
+}
+
+/** Who is calling, as the gateway puts it in `ctx.meta.user` after checking the token. */
+export interface AuthUser {
+	id: string;
+	email: string;
+	role: Role;
+}
+
+export interface ShopMeta {
+	user?: AuthUser;
+	/** Set by the gateway from the request headers. */
+	idempotencyKey?: string;
+	$statusCode?: number;
+	$responseHeaders?: Record<string, string>;
+}
+
+export interface Product {
+	id: string;
+	sku: string;
+	name: string;
+	description: string;
+	price: number;
+	currency: "USD";
+	stock: number;
+	createdAt: string;
+	updatedAt: string;
+}
+
+export interface Page<T> {
+	rows: T[];
+	total: number;
+	page: number;
+	pageSize: number;
+	totalPages: number;
+}
+
+export type OrderStatus = "pending" | "confirmed" | "cancelled";
+export type CancelReason = "out_of_stock" | "payment_declined" | "payment_failed" | "cancelled_by_user";
+
+export interface OrderItem {
+	productId: string;
+	sku: string;
+	name: string;
+	quantity: number;
+	unitPrice: number;
+}
+
+export interface Order {
+	id: string;
+	userId: string;
+	status: OrderStatus;
+	items: OrderItem[];
+	total: number;
+	currency: "USD";
+	cancelReason: CancelReason | null;
+	createdAt: string;
+	updatedAt: string;
+}
+
+export type PaymentStatus = "captured" | "declined" | "refunded";
+
+export interface Payment {
+	id: string;
+	orderId: string;
+	amount: number;
+	currency: "USD";
+	status: PaymentStatus;
+	cardLast4: string;
+	createdAt: string;
+}
+
+/** A line as the inventory service reserves it. */
+export interface StockLine {
+	productId: string;
+	quantity: number;
+}

@@ -1,0 +1,54 @@
+/**
+ * Authentication and authorisation for the gateway, declared on the actions themselves:
+ *
+ *     actions: { me: { auth: "user", handler(ctx) { ctx.meta.user ... } } }
+ *
+ * `auth: "user"` needs a valid Bearer token, `auth: "admin"` an admin's. The gateway asks the users
+ * service to check the token (`users.resolveToken`), so only users nodes hold JWT_SECRET. The action
+ * property travels with the service's registry entry, so this works for actions on other nodes.
+ */
+import type { Context, Service, ServiceSchema } from "moleculer";
+import type { IncomingRequest, Route } from "moleculer-web";
+import type { AuthUser, ShopMeta } from "../lib/types";
+import { forbidden, unauthorized } from "./errors";
+
+export type AuthRequirement = "user" | "admin";
+
+declare module "moleculer" {
+	interface ActionSchema {
+		/** Who may call this action through the gateway; absent means anyone. */
+		auth?: AuthRequirement;
+	}
+}
+
+type GatewayRequest = IncomingRequest & { $action?: { auth?: AuthRequirement; name?: string } };
+
+function bearerToken(req: IncomingRequest): string | null {
+	const header = req.headers.authorization;
+	if (typeof header !== "string") return null;
+	const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+	return match ? match[1] : null;
+}
+
+export const AuthMixin: Partial<ServiceSchema> = {
+	methods: {
+		/** Resolves the caller from the Bearer token; an absent token is an anonymous call, a bad one a 401. */
+		async authenticate(this: Service, ctx: Context<unknown, ShopMeta>, _route: Route, req: IncomingRequest): Promise<AuthUser | null> {
+			const token = bearerToken(req);
+			if (token == null) {
+				if (req.headers.authorization != null) throw unauthorized("The Authorization header must be 'Bearer <token>'");
+				return null;
+			}
+			return ctx.call<AuthUser, { token: string }>("users.resolveToken", { token });
+		},
+
+		/** Checks the action's `auth` requirement against the resolved caller. */
+		authorize(this: Service, ctx: Context<unknown, ShopMeta>, _route: Route, req: GatewayRequest): void {
+			const required = req.$action?.auth;
+			if (!required) return;
+			const user = ctx.meta.user;
+			if (!user) throw unauthorized("Authentication required: send 'Authorization: Bearer <token>'");
+			if (required === "admin" && user.role !== "admin") throw forbidden("Only an admin may do this");
+		}
+	}
+};

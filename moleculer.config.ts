@@ -1,0 +1,100 @@
+/**
+ * Broker options for every node of the shop, read by moleculer-runner (`npm start`).
+ *
+ * The same file serves one process (no transporter) and a cluster on NATS (TRANSPORTER set): the
+ * fault-tolerance settings below are tuned so that a dead node costs a client about a second, not
+ * the default of hanging until a long timeout.
+ */
+import path from "node:path";
+import type { BrokerOptions, Errors } from "moleculer";
+import { ConfigError, shopConfig, type ShopConfig } from "./lib/config";
+
+function configOrExit(): ShopConfig {
+	try {
+		return shopConfig();
+	} catch (err) {
+		if (err instanceof ConfigError) {
+			// One clear line and a non-zero exit, as the contract asks of a bad configuration.
+			process.stderr.write(`Configuration error: ${err.message}\n`);
+			process.exit(1);
+		}
+		throw err;
+	}
+}
+
+const config = configOrExit();
+
+// moleculer-runner resolves the SERVICES names (`SERVICES=orders,api`) against SERVICEDIR.
+process.env.SERVICEDIR ??= path.join(__dirname, "services");
+process.env.SERVICES ??= config.services.join(",");
+
+const isServerError = (err: Errors.MoleculerError | Error | undefined) =>
+	err != null && "code" in err && typeof err.code === "number" && err.code >= 500;
+
+const brokerConfig: BrokerOptions = {
+	namespace: "shop",
+	nodeID: config.nodeID ?? undefined,
+
+	logger: {
+		type: "Console",
+		options: { level: config.logLevel, colors: !process.env.CI, moduleColors: false, formatter: "short", autoPadding: false }
+	},
+	logLevel: config.logLevel,
+
+	transporter: config.transporterUrl
+		? { type: "NATS", options: { url: config.transporterUrl, maxReconnectAttempts: -1 } }
+		: null,
+	serializer: "JSON",
+
+	// A call that gets no answer in 5 s fails; the order flow uses its own, shorter timeout for payments.
+	requestTimeout: 5000,
+	// Only errors Moleculer marks retryable (timeouts, a node that vanished mid-call) are retried;
+	// every internal write action is idempotent per order id, so a retry is safe.
+	retryPolicy: {
+		enabled: true,
+		retries: 2,
+		delay: 50,
+		maxDelay: 400,
+		factor: 2,
+		check: (err: Errors.MoleculerError | Error) => err != null && "retryable" in err && Boolean(err.retryable)
+	},
+
+	// Fast failure detection: a node killed with -9 sends no goodbye, so its peers notice it from
+	// missing heartbeats; 1 s / 4 s keeps that under five seconds.
+	heartbeatInterval: 1,
+	heartbeatTimeout: 4,
+
+	// Graceful stop: wait for requests in flight (well within the 20 s an orchestrator allows).
+	tracking: { enabled: true, shutdownTimeout: 8000 },
+
+	registry: { strategy: "RoundRobin", preferLocal: true },
+
+	// Stop sending calls to an endpoint that keeps failing; half-open again after 2 s.
+	circuitBreaker: {
+		enabled: true,
+		threshold: 0.5,
+		minRequestCount: 4,
+		windowTime: 10,
+		halfOpenTime: 2000,
+		check: isServerError
+	},
+
+	bulkhead: { enabled: false },
+
+	// Catalogue reads are cached where they are served; product changes clean it on every node.
+	cacher: { type: "Memory", options: { ttl: 30, clone: false } },
+
+	validator: true,
+
+	metrics: {
+		enabled: config.metricsPort > 0,
+		reporter:
+			config.metricsPort > 0
+				? [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }]
+				: []
+	},
+
+	tracing: { enabled: false }
+};
+
+export = brokerConfig;

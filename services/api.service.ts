@@ -1,0 +1,127 @@
+/**
+ * api: the moleculer-web REST gateway on PORT, under /api.
+ *
+ * Routes come from the `rest` lines of the services' actions (see mixins/rest-aliases.ts); every
+ * error leaves through `onError`, which turns it into the contract's `{ name, message, code, type,
+ * data }` body. Health and readiness are answered here, by the gateway itself.
+ */
+import type { ServerResponse } from "node:http";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import ApiGateway, { type ApiRouteSchema, type ApiSettingsSchema, type IncomingRequest } from "moleculer-web";
+import { shopConfig } from "../lib/config";
+import type { ShopMeta } from "../lib/types";
+import { AuthMixin } from "../mixins/auth.mixin";
+import { toErrorBody } from "../mixins/errors";
+import { restAliases } from "../mixins/rest-aliases";
+import InventoryService from "./inventory.service";
+import OrdersService from "./orders.service";
+import PaymentsService from "./payments.service";
+import UsersService from "./users.service";
+
+/** The services a request may need: readiness means all of them answer. */
+export const BACKEND_SERVICES = ["users", "inventory", "orders", "payments"] as const;
+
+/** Actions limited per client address (brute force on passwords). */
+const RATE_LIMITED_ACTIONS = new Set(["users.login"]);
+
+const config = shopConfig();
+const aliases = restAliases([
+	{ name: "api", settings: { rest: "/health" }, actions: { health: { rest: "GET /" }, ready: { rest: "GET /ready" } } },
+	UsersService,
+	InventoryService,
+	OrdersService,
+	PaymentsService
+]);
+const aliasTable = (filter: (action: string) => boolean) =>
+	Object.fromEntries(aliases.filter(alias => filter(alias.action)).map(alias => [alias.route, alias.action]));
+
+const commonRoute: ApiRouteSchema = {
+	path: "/",
+	mappingPolicy: "restrict",
+	authentication: true,
+	authorization: true,
+	bodyParsers: { json: { strict: true, limit: "1mb" }, urlencoded: false },
+	// Gateway → service calls fail over to another node on retryable errors (see moleculer.config.ts).
+	callOptions: {},
+	onBeforeCall(ctx: Context<unknown, ShopMeta>, _route: unknown, req: IncomingRequest) {
+		const key = req.headers["idempotency-key"];
+		if (typeof key === "string") ctx.meta.idempotencyKey = key;
+	}
+};
+
+export interface ReadyAnswer {
+	status: "ready" | "degraded";
+	services: Record<(typeof BACKEND_SERVICES)[number], boolean>;
+}
+
+const ApiService: ServiceSchema<ApiSettingsSchema> = {
+	name: "api",
+	mixins: [ApiGateway, AuthMixin],
+
+	settings: {
+		port: config.port,
+		ip: config.host,
+		path: "/api",
+		log4XXResponses: false,
+		logRequest: "debug",
+		logResponse: "debug",
+		routes: [
+			{
+				...commonRoute,
+				name: "login",
+				aliases: aliasTable(action => RATE_LIMITED_ACTIONS.has(action)),
+				rateLimit: {
+					window: 60_000,
+					limit: config.loginRateLimit,
+					headers: true,
+					// The socket's address: X-Forwarded-For is the client's to forge.
+					key: req => req.socket.remoteAddress ?? "unknown"
+				}
+			},
+			{
+				...commonRoute,
+				name: "rest",
+				aliases: aliasTable(action => !RATE_LIMITED_ACTIONS.has(action))
+			}
+		],
+
+		onError(req: IncomingRequest, res: ServerResponse, err: Error) {
+			const body = toErrorBody(err);
+			if (body.code >= 500 && body.code !== 503) {
+				this.logger.error(`${req.method} ${req.originalUrl ?? req.url} failed:`, err);
+			} else if (body.code === 503) {
+				this.logger.warn(`${req.method} ${req.originalUrl ?? req.url}: ${body.message} (${err.name})`);
+			}
+			if (res.headersSent) return;
+			res.setHeader("Content-Type", "application/json; charset=utf-8");
+			if (body.code === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="shop"');
+			if (body.code === 429) res.setHeader("Retry-After", "60");
+			res.writeHead(body.code);
+			res.end(JSON.stringify(body));
+		}
+	},
+
+	actions: {
+		health: {
+			handler() {
+				return { status: "ok", nodeID: this.broker.nodeID, uptime: Math.round(process.uptime()) };
+			}
+		},
+
+		ready: {
+			handler(ctx: Context<unknown, ShopMeta>): ReadyAnswer {
+				const available = new Set(
+					this.broker.registry
+						.getServiceList({ onlyAvailable: true, skipInternal: true })
+						.map((service: { name: string }) => service.name)
+				);
+				const services = Object.fromEntries(BACKEND_SERVICES.map(name => [name, available.has(name)])) as ReadyAnswer["services"];
+				const ready = Object.values(services).every(Boolean);
+				if (!ready) ctx.meta.$statusCode = 503;
+				return { status: ready ? "ready" : "degraded", services };
+			}
+		}
+	}
+};
+
+export default ApiService;

@@ -1,0 +1,558 @@
+/**
+ * orders: the order life cycle, orchestrated.
+ *
+ *   create: store the order `pending` → reserve every line (inventory) → capture (payments)
+ *           → commit the stock → `confirmed`.
+ *   A shortage or a decline cancels it (stock released, nothing charged). When payments does not
+ *   answer within PAYMENT_TIMEOUT_MS, the client gets 202 with the pending order and this service
+ *   keeps trying in the background.
+ *
+ * Crash safety: the order row is written before any step, and every step is idempotent per order
+ * id in the service that owns it (inventory's holds, payments' one-payment-per-order and voids).
+ * The card number lives only in this process's memory while a capture is retried; an order whose
+ * card is gone (its node died) is settled by asking payments for the final word (`resolve`), then
+ * committing or releasing its stock. The settle loop runs every second and at start.
+ */
+import { randomUUID } from "node:crypto";
+import type { Context, Errors, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { DataTypes, Model, Op, UniqueConstraintError, type Sequelize } from "sequelize";
+import { isValidCardNumber } from "../lib/cards";
+import { shopConfig } from "../lib/config";
+import { answerStatus, mergeLines, orderTotal, priceLines } from "../lib/order-rules";
+import type { CancelReason, Order, OrderItem, OrderStatus, Page, Payment, Product, ShopMeta, StockLine } from "../lib/types";
+import { createDbMixin, type DbVars } from "../mixins/db.mixin";
+import { ErrorType, invalidState, notFound, outOfStock, paymentDeclined, validationError } from "../mixins/errors";
+
+// --- Data ---------------------------------------------------------------------------------------
+
+class OrderRow extends Model {
+	declare id: string;
+	declare userId: string;
+	declare status: OrderStatus;
+	declare items: OrderItem[];
+	declare total: number;
+	/** Set when a cancellation is decided (and, for a user's cancel, before its compensation runs). */
+	declare cancelReason: CancelReason | null;
+	declare idempotencyKey: string | null;
+	/** The HTTP status the creating request was answered with, for Idempotency-Key replays. */
+	declare firstResponse: number | null;
+	/** The node that holds the card for retries; others leave the order alone while it lives. */
+	declare ownerNode: string;
+	declare createdAt: Date;
+	declare updatedAt: Date;
+}
+
+function defineModels(sequelize: Sequelize) {
+	OrderRow.init(
+		{
+			id: { type: DataTypes.STRING(36), primaryKey: true },
+			userId: { type: DataTypes.STRING(36), allowNull: false },
+			status: { type: DataTypes.STRING(16), allowNull: false },
+			items: { type: DataTypes.JSON, allowNull: false },
+			total: { type: DataTypes.BIGINT, allowNull: false },
+			cancelReason: { type: DataTypes.STRING(32), allowNull: true },
+			idempotencyKey: { type: DataTypes.STRING(64), allowNull: true },
+			firstResponse: { type: DataTypes.INTEGER, allowNull: true },
+			ownerNode: { type: DataTypes.STRING(200), allowNull: false }
+		},
+		{
+			sequelize,
+			tableName: "orders",
+			underscored: true,
+			indexes: [
+				// One order per key and user: two concurrent requests with one key make one order.
+				{ unique: true, fields: ["user_id", "idempotency_key"] },
+				{ fields: ["user_id", "created_at"] },
+				{ fields: ["status"] }
+			]
+		}
+	);
+	return { Order: OrderRow };
+}
+
+type Models = ReturnType<typeof defineModels>;
+
+const toOrder = (row: OrderRow): Order => ({
+	id: row.id,
+	userId: row.userId,
+	status: row.status,
+	items: row.items,
+	total: Number(row.total),
+	currency: "USD",
+	// A cancellation in progress is not visible until it is done.
+	cancelReason: row.status === "cancelled" ? row.cancelReason : null,
+	createdAt: row.createdAt.toISOString(),
+	updatedAt: row.updatedAt.toISOString()
+});
+
+// --- Params -------------------------------------------------------------------------------------
+
+export interface CreateOrderParams {
+	items: StockLine[];
+	payment: { card: string };
+}
+export interface ListOrdersParams {
+	page: number;
+	pageSize: number;
+}
+export interface OrderIdParams {
+	id: string;
+}
+
+const idRule = { type: "string", min: 1, max: 64 } as const;
+
+/** Where an attempt to move an order forward left it. */
+type Outcome = { row: OrderRow; error?: Errors.MoleculerError };
+
+interface CardRetry {
+	card: string;
+	attempts: number;
+	nextAttemptAt: number;
+	firstAttemptAt: number;
+}
+
+// --- Service ------------------------------------------------------------------------------------
+
+interface OrdersSettings extends ServiceSettingSchema {
+	rest: string;
+	/** How often the settle loop looks for unfinished orders. */
+	settleIntervalMs: number;
+	/** How long a capture is retried with the card before the order is given up (payment_failed). */
+	cardRetryLimitMs: number;
+	/** An unfinished order nobody has touched for this long is settled by any orders node. */
+	orphanAfterMs: number;
+	/** Timeouts for calls made while a client waits. */
+	stepTimeoutMs: number;
+}
+
+interface OrdersVars extends DbVars<Models> {
+	/** Orders being created by this process right now, and the promise of their first outcome. */
+	inFlight: Map<string, Promise<Outcome>>;
+	/** Cards of pending orders whose capture is retried (memory only, never stored). */
+	cardRetries: Map<string, CardRetry>;
+	settleTimer: NodeJS.Timeout | null;
+	settling: boolean;
+	startedAt: number;
+}
+
+interface OrdersMethods {
+	findVisible(id: string, ctx: Context<unknown, ShopMeta>): Promise<OrderRow>;
+	advance(ctx: Context, row: OrderRow, card: string): Promise<Outcome>;
+	resolveWithoutCard(ctx: Context, row: OrderRow): Promise<Outcome>;
+	compensate(ctx: Context, row: OrderRow, reason: CancelReason): Promise<Outcome>;
+	markCancelling(row: OrderRow, reason: CancelReason): Promise<OrderRow>;
+	finish(row: OrderRow, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<OrderRow>;
+	recordFirstResponse(row: OrderRow, status: number): Promise<void>;
+	reload(row: OrderRow): Promise<OrderRow>;
+	replay(ctx: Context<unknown, ShopMeta>, row: OrderRow): Promise<Order>;
+	answer(ctx: Context<unknown, ShopMeta>, outcome: Outcome, firstAttempt: boolean): Promise<Order>;
+	settleUnfinished(): Promise<void>;
+	retryWithCard(orderId: string, retry: CardRetry): Promise<void>;
+	isOrphan(row: OrderRow): boolean;
+}
+
+type OrdersThis = Service<OrdersSettings> & OrdersMethods & OrdersVars;
+
+const isType = (err: unknown, type: string) => (err as { type?: unknown } | null)?.type === type;
+
+const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
+	name: "orders",
+	mixins: [createDbMixin("orders", defineModels)],
+
+	settings: {
+		rest: "/orders",
+		settleIntervalMs: 1000,
+		cardRetryLimitMs: 10 * 60 * 1000,
+		orphanAfterMs: 30 * 1000,
+		stepTimeoutMs: 2000
+	},
+
+	dependencies: [],
+
+	actions: {
+		create: {
+			rest: "POST /",
+			auth: "user",
+			params: {
+				items: {
+					type: "array",
+					min: 1,
+					max: 50,
+					items: {
+						type: "object",
+						strict: "remove",
+						props: { productId: idRule, quantity: { type: "number", integer: true, min: 1, max: 100 } }
+					}
+				},
+				payment: { type: "object", strict: "remove", props: { card: { type: "string", min: 1, max: 64 } } },
+				$$strict: "remove"
+			},
+			async handler(ctx: Context<CreateOrderParams, ShopMeta>): Promise<Order> {
+				const user = ctx.meta.user!;
+				const idempotencyKey = ctx.meta.idempotencyKey;
+				if (idempotencyKey !== undefined && (idempotencyKey.length < 1 || idempotencyKey.length > 64)) {
+					throw validationError("Idempotency-Key", "The Idempotency-Key header must be 1 to 64 characters long");
+				}
+				const card = ctx.params.payment.card;
+				if (!isValidCardNumber(card)) {
+					throw validationError("payment.card", "The card number must be 12 to 19 digits and pass the Luhn check", "card");
+				}
+
+				if (idempotencyKey) {
+					const earlier = await this.models.Order.findOne({ where: { userId: user.id, idempotencyKey } });
+					if (earlier) return this.replay(ctx, earlier);
+				}
+
+				const lines = mergeLines(ctx.params.items);
+				const products = await ctx.call<Product[], { ids: string[] }>(
+					"inventory.getMany",
+					{ ids: lines.map(line => line.productId) },
+					{ timeout: this.settings.stepTimeoutMs }
+				);
+				const { items, missing } = priceLines(lines, products);
+				if (missing.length > 0) throw notFound(missing.length === 1 ? "Product" : "Products", { productIds: missing });
+
+				let row: OrderRow;
+				try {
+					row = await this.db.transaction(tx =>
+						this.models.Order.create(
+							{
+								id: randomUUID(),
+								userId: user.id,
+								status: "pending",
+								items,
+								total: orderTotal(items),
+								cancelReason: null,
+								idempotencyKey: idempotencyKey ?? null,
+								firstResponse: null,
+								ownerNode: this.broker.nodeID
+							},
+							tx
+						)
+					);
+				} catch (err) {
+					// The same key raced in at the same moment: answer what that request answers.
+					if (err instanceof UniqueConstraintError && idempotencyKey) {
+						const earlier = await this.models.Order.findOne({ where: { userId: user.id, idempotencyKey } });
+						if (earlier) return this.replay(ctx, earlier);
+					}
+					throw err;
+				}
+
+				const attempt = this.advance(ctx, row, card);
+				this.inFlight.set(row.id, attempt);
+				try {
+					return await this.answer(ctx, await attempt, true);
+				} finally {
+					this.inFlight.delete(row.id);
+				}
+			}
+		},
+
+		list: {
+			rest: "GET /",
+			auth: "user",
+			params: {
+				page: { type: "number", integer: true, min: 1, max: 1_000_000, convert: true, default: 1 },
+				pageSize: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
+				$$strict: "remove"
+			},
+			async handler(ctx: Context<ListOrdersParams, ShopMeta>): Promise<Page<Order>> {
+				const { page, pageSize } = ctx.params;
+				const user = ctx.meta.user!;
+				const { rows, count } = await this.models.Order.findAndCountAll({
+					where: user.role === "admin" ? {} : { userId: user.id },
+					order: [["created_at", "DESC"], ["id", "DESC"]],
+					limit: pageSize,
+					offset: (page - 1) * pageSize
+				});
+				return { rows: rows.map(toOrder), total: count, page, pageSize, totalPages: Math.ceil(count / pageSize) };
+			}
+		},
+
+		get: {
+			rest: "GET /:id",
+			auth: "user",
+			params: { id: idRule },
+			async handler(ctx: Context<OrderIdParams, ShopMeta>): Promise<Order> {
+				return toOrder(await this.findVisible(ctx.params.id, ctx));
+			}
+		},
+
+		cancel: {
+			rest: "POST /:id/cancel",
+			auth: "user",
+			params: { id: idRule },
+			async handler(ctx: Context<OrderIdParams, ShopMeta>): Promise<Order> {
+				let row = await this.findVisible(ctx.params.id, ctx);
+				// Let a create still running in this process finish first: cancel what it produced.
+				await this.inFlight.get(row.id)?.catch(() => undefined);
+				row = await this.reload(row);
+				if (row.status === "cancelled") throw invalidState("The order is already cancelled", { id: row.id, status: row.status });
+				this.cardRetries.delete(row.id);
+				row = await this.markCancelling(row, "cancelled_by_user");
+				const outcome = await this.compensate(ctx, row, "cancelled_by_user");
+				if (outcome.error) throw outcome.error;
+				return toOrder(outcome.row);
+			}
+		}
+	},
+
+	methods: {
+		/** The order, if the caller owns it or is an admin; 404 otherwise (never reveal another's order). */
+		async findVisible(id: string, ctx: Context<unknown, ShopMeta>): Promise<OrderRow> {
+			const user = ctx.meta.user!;
+			const row = await this.models.Order.findByPk(id);
+			if (!row || (user.role !== "admin" && row.userId !== user.id)) throw notFound("Order", { id });
+			return row;
+		},
+
+		/** reserve → capture → commit → confirmed, each step idempotent; stops where a step cannot be done now. */
+		async advance(ctx: Context, row: OrderRow, card: string): Promise<Outcome> {
+			const stepOptions = { timeout: this.settings.stepTimeoutMs, retries: 0 };
+			const lines: StockLine[] = row.items.map(({ productId, quantity }) => ({ productId, quantity }));
+
+			try {
+				await ctx.call("inventory.reserve", { orderId: row.id, items: lines }, stepOptions);
+			} catch (err) {
+				if (isType(err, ErrorType.OUT_OF_STOCK)) {
+					const cancelled = await this.compensate(ctx, row, "out_of_stock");
+					const data = (err as Errors.MoleculerError).data as { products: Array<{ productId: string; requested: number; available: number }> };
+					return { row: cancelled.row, error: cancelled.error ?? outOfStock({ ...data, orderId: row.id } as never) };
+				}
+				if (isType(err, ErrorType.INVALID_STATE)) return { row: await this.reload(row) };
+				this.logger.warn(`Order ${row.id}: could not reserve stock yet (${(err as Error).name}); will retry`);
+				return { row };
+			}
+
+			let payment: Payment;
+			try {
+				payment = await ctx.call<Payment, { orderId: string; userId: string; amount: number; card: string }>(
+					"payments.capture",
+					{ orderId: row.id, userId: row.userId, amount: Number(row.total), card },
+					{ timeout: shopConfig().paymentTimeoutMs, retries: 0 }
+				);
+			} catch (err) {
+				// Voided meanwhile (given up by another node or cancelled): take payments' final word.
+				if (isType(err, ErrorType.INVALID_STATE)) return this.resolveWithoutCard(ctx, row);
+				this.logger.warn(`Order ${row.id}: payment outcome unknown (${(err as Error).name}); will retry`);
+				return { row };
+			}
+
+			if (payment.status === "declined") {
+				const cancelled = await this.compensate(ctx, row, "payment_declined");
+				return { row: cancelled.row, error: cancelled.error ?? paymentDeclined({ orderId: row.id }) };
+			}
+			if (payment.status === "refunded") return this.compensate(ctx, row, "cancelled_by_user");
+
+			try {
+				await ctx.call("inventory.commit", { orderId: row.id }, stepOptions);
+			} catch (err) {
+				this.logger.warn(`Order ${row.id}: paid, stock commit pending (${(err as Error).name}); will retry`);
+				return { row };
+			}
+			return { row: await this.finish(row, "confirmed", null) };
+		},
+
+		/** Settles an order whose card is gone: payments' final word decides. */
+		async resolveWithoutCard(ctx: Context, row: OrderRow): Promise<Outcome> {
+			const stepOptions = { timeout: this.settings.stepTimeoutMs, retries: 0 };
+			let payment: Payment | null;
+			try {
+				payment = await ctx.call<Payment | null, { orderId: string }>("payments.resolve", { orderId: row.id }, stepOptions);
+			} catch (err) {
+				this.logger.warn(`Order ${row.id}: payments unreachable to settle it (${(err as Error).name}); will retry`);
+				return { row };
+			}
+			if (payment?.status === "captured") {
+				try {
+					await ctx.call("inventory.commit", { orderId: row.id }, stepOptions);
+				} catch (err) {
+					this.logger.warn(`Order ${row.id}: paid, stock commit pending (${(err as Error).name}); will retry`);
+					return { row };
+				}
+				return { row: await this.finish(row, "confirmed", null) };
+			}
+			const reason: CancelReason = payment?.status === "declined" ? "payment_declined" : row.cancelReason ?? "payment_failed";
+			return this.compensate(ctx, row, reason);
+		},
+
+		/** Gives everything back (refund or void, release the stock), then records the cancellation. */
+		async compensate(ctx: Context, row: OrderRow, reason: CancelReason): Promise<Outcome> {
+			const stepOptions = { timeout: this.settings.stepTimeoutMs, retries: 1 };
+			try {
+				// Only an order that may have been charged needs payments' part.
+				if (reason !== "out_of_stock") await ctx.call("payments.refund", { orderId: row.id }, stepOptions);
+				await ctx.call("inventory.release", { orderId: row.id }, stepOptions);
+			} catch (err) {
+				this.logger.warn(`Order ${row.id}: cancellation (${reason}) not finished (${(err as Error).name}); will retry`);
+				return { row, error: err as Errors.MoleculerError };
+			}
+			return { row: await this.finish(row, "cancelled", reason) };
+		},
+
+		/** Records the decision to cancel before anything is given back, so a crash cannot forget it. */
+		async markCancelling(row: OrderRow, reason: CancelReason): Promise<OrderRow> {
+			await this.db.transaction(tx =>
+				this.models.Order.update({ cancelReason: reason }, { where: { id: row.id, status: { [Op.ne]: "cancelled" } }, ...tx })
+			);
+			return this.reload(row);
+		},
+
+		/** Writes the final status (once: the first writer wins), then announces it. */
+		async finish(row: OrderRow, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<OrderRow> {
+			// A confirmed order may still be cancelled by its owner; a cancelled one is final.
+			const from: OrderStatus[] = status === "confirmed" ? ["pending"] : ["pending", "confirmed"];
+			const changed = await this.db.transaction(async tx => {
+				const [count] = await this.models.Order.update(
+					{ status, cancelReason: reason },
+					{ where: { id: row.id, status: { [Op.in]: from } }, ...tx }
+				);
+				return count;
+			});
+			this.cardRetries.delete(row.id);
+			const current = await this.reload(row);
+			if (changed > 0) {
+				this.logger.info(`Order ${row.id} ${status}${reason ? ` (${reason})` : ""}`);
+				this.broker.emit(`order.${status}`, { order: toOrder(current) });
+			}
+			return current;
+		},
+
+		async recordFirstResponse(row: OrderRow, status: number): Promise<void> {
+			await this.db.transaction(tx =>
+				this.models.Order.update({ firstResponse: status }, { where: { id: row.id, firstResponse: null }, ...tx })
+			);
+		},
+
+		async reload(row: OrderRow): Promise<OrderRow> {
+			const current = await this.models.Order.findByPk(row.id);
+			if (!current) throw notFound("Order", { id: row.id });
+			return current;
+		},
+
+		/** Answers the first request of an order: 201 confirmed, 202 pending, or the error that cancelled it. */
+		async answer(ctx: Context<unknown, ShopMeta>, outcome: Outcome, firstAttempt: boolean): Promise<Order> {
+			const { row } = outcome;
+			const status = answerStatus(row.status, row.cancelReason);
+			if (firstAttempt) await this.recordFirstResponse(row, status);
+			if (row.status === "pending") {
+				const card = (ctx.params as CreateOrderParams).payment.card;
+				const now = Date.now();
+				if (!this.cardRetries.has(row.id)) this.cardRetries.set(row.id, { card, attempts: 0, nextAttemptAt: now + 500, firstAttemptAt: now });
+			}
+			if (row.status === "cancelled") {
+				throw outcome.error && (outcome.error.code === 409 || outcome.error.code === 402)
+					? outcome.error
+					: invalidState("The order was cancelled", { orderId: row.id, cancelReason: row.cancelReason });
+			}
+			ctx.meta.$statusCode = status;
+			return toOrder(row);
+		},
+
+		/** An Idempotency-Key seen before: the first attempt's order and status code, nothing charged again. */
+		async replay(ctx: Context<unknown, ShopMeta>, row: OrderRow): Promise<Order> {
+			await this.inFlight.get(row.id)?.catch(() => undefined);
+			let current = await this.reload(row);
+			// The first attempt may be running on another node: wait for its answer to be recorded.
+			for (let waited = 0; current.firstResponse == null && waited < 10_000; waited += 100) {
+				await new Promise(resolve => setTimeout(resolve, 100));
+				current = await this.reload(current);
+			}
+			const status = current.firstResponse ?? 202;
+			if (status === 409 && current.cancelReason === "out_of_stock") {
+				throw outOfStock({ products: [], orderId: current.id } as never);
+			}
+			if (status === 402) throw paymentDeclined({ orderId: current.id });
+			if (status >= 400) throw invalidState("The order was cancelled", { orderId: current.id, cancelReason: current.cancelReason });
+			ctx.meta.$statusCode = status;
+			return toOrder(current);
+		},
+
+		/** One pass of the settle loop: card retries that are due, then orphaned unfinished orders. */
+		async settleUnfinished(): Promise<void> {
+			if (this.settling) return;
+			this.settling = true;
+			try {
+				const now = Date.now();
+				for (const [orderId, retry] of this.cardRetries) {
+					if (retry.nextAttemptAt <= now && !this.inFlight.has(orderId)) await this.retryWithCard(orderId, retry);
+				}
+				const unfinished = await this.models.Order.findAll({
+					where: { [Op.or]: [{ status: "pending" }, { status: "confirmed", cancelReason: { [Op.ne]: null } }] },
+					order: [["updated_at", "ASC"]],
+					limit: 200
+				});
+				for (const row of unfinished) {
+					if (this.inFlight.has(row.id) || this.cardRetries.has(row.id) || !this.isOrphan(row)) continue;
+					const ctx = this.broker.ContextFactory.create(this.broker);
+					const outcome = row.cancelReason ? await this.compensate(ctx, row, row.cancelReason) : await this.resolveWithoutCard(ctx, row);
+					if (outcome.row.status === "pending" || outcome.row.cancelReason) {
+						// Not settled: touch it, so it waits its turn behind the others.
+						await this.db.transaction(tx => this.models.Order.update({ ownerNode: this.broker.nodeID }, { where: { id: row.id }, ...tx }));
+					}
+				}
+			} catch (err) {
+				this.logger.error("Settle loop pass failed:", err);
+			} finally {
+				this.settling = false;
+			}
+		},
+
+		async retryWithCard(orderId: string, retry: CardRetry): Promise<void> {
+			const row = await this.models.Order.findByPk(orderId);
+			if (!row || row.status !== "pending") {
+				this.cardRetries.delete(orderId);
+				return;
+			}
+			const ctx = this.broker.ContextFactory.create(this.broker);
+			if (Date.now() - retry.firstAttemptAt > this.settings.cardRetryLimitMs) {
+				this.logger.warn(`Order ${orderId}: payment still unknown after ${this.settings.cardRetryLimitMs} ms; giving up`);
+				this.cardRetries.delete(orderId);
+				await this.resolveWithoutCard(ctx, row);
+				return;
+			}
+			const outcome = await this.advance(ctx, row, retry.card);
+			if (outcome.row.status === "pending") {
+				retry.attempts += 1;
+				retry.nextAttemptAt = Date.now() + Math.min(5000, 250 * 2 ** retry.attempts);
+				// Touch the order: other orders nodes see that its card holder is alive and leave it alone.
+				await this.db.transaction(tx => this.models.Order.update({ ownerNode: this.broker.nodeID }, { where: { id: orderId }, ...tx }));
+			} else {
+				this.cardRetries.delete(orderId);
+			}
+		},
+
+		/** True when no live process is working on this order. */
+		isOrphan(row: OrderRow): boolean {
+			if (Date.now() - row.updatedAt.getTime() > this.settings.orphanAfterMs) return true;
+			// Our own order without its card in memory: left by this node's previous life.
+			if (row.ownerNode === this.broker.nodeID) return true;
+			// Give discovery a moment after start before judging other nodes dead.
+			if (Date.now() - this.startedAt < 5000) return false;
+			const owner = this.broker.registry.nodes.get(row.ownerNode);
+			return !owner || !owner.available;
+		}
+	},
+
+	created() {
+		this.inFlight = new Map();
+		this.cardRetries = new Map();
+		this.settleTimer = null;
+		this.settling = false;
+		this.startedAt = Date.now();
+	},
+
+	async started() {
+		this.startedAt = Date.now();
+		this.settleTimer = setInterval(() => void this.settleUnfinished(), this.settings.settleIntervalMs);
+		this.settleTimer.unref();
+	},
+
+	async stopped() {
+		if (this.settleTimer) clearInterval(this.settleTimer);
+		while (this.settling) await new Promise(resolve => setTimeout(resolve, 20));
+	}
+};
+
+export default OrdersService;
