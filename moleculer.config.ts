@@ -25,8 +25,8 @@ function configOrExit(): ShopConfig {
 const config = configOrExit();
 
 // moleculer-runner resolves the SERVICES names (`SERVICES=orders,api`) against SERVICEDIR.
-process.env.SERVICEDIR ??= path.join(__dirname, "services");
-process.env.SERVICES ??= config.services.join(",");
+process.env.SERVICEDIR ||= path.join(__dirname, "services");
+process.env.SERVICES ||= config.services.join(",");
 
 const isServerError = (err: Errors.MoleculerError | Error | undefined) =>
 	err != null && "code" in err && typeof err.code === "number" && err.code >= 500;

@@ -23,6 +23,8 @@ export interface ShopMeta {
 	/** Set by the gateway from the request headers. */
 	idempotencyKey?: string;
 	$statusCode?: number;
+	/** The Location header of a 201 answer. */
+	$location?: string;
 	$responseHeaders?: Record<string, string>;
 }
 

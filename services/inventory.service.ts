@@ -195,6 +195,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 					});
 				this.productsChanged([row.id]);
 				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = `/api/products/${row.id}`;
 				return toProduct(row);
 			}
 		},

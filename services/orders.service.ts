@@ -447,6 +447,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 					: invalidState("The order was cancelled", { orderId: row.id, cancelReason: row.cancelReason });
 			}
 			ctx.meta.$statusCode = status;
+			ctx.meta.$location = `/api/orders/${row.id}`;
 			return toOrder(row);
 		},
 
@@ -466,6 +467,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			if (status === 402) throw paymentDeclined({ orderId: current.id });
 			if (status >= 400) throw invalidState("The order was cancelled", { orderId: current.id, cancelReason: current.cancelReason });
 			ctx.meta.$statusCode = status;
+			ctx.meta.$location = `/api/orders/${current.id}`;
 			return toOrder(current);
 		},
 

@@ -94,6 +94,7 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 
 	actions: {
 		register: {
+			rest: "POST /register",
 			params: {
 				email: emailRule,
 				password: { type: "string", min: 8, max: 128 },
@@ -112,11 +113,13 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 				const user = toUser(row);
 				this.logger.info(`User registered: ${user.id}`);
 				ctx.meta.$statusCode = 201;
+				ctx.meta.$location = "/api/users/me";
 				return { user, token: this.issueToken(user) };
 			}
 		},
 
 		login: {
+			rest: "POST /login",
 			params: {
 				// Any string: a malformed email is simply a wrong one (401), and reveals nothing.
 				email: { type: "string", max: 1024 },
@@ -134,6 +137,7 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 		},
 
 		me: {
+			rest: "GET /me",
 			auth: "user",
 			async handler(ctx: Context<unknown, ShopMeta>): Promise<User> {
 				const row = await this.models.User.findByPk(ctx.meta.user!.id);
