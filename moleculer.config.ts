@@ -90,7 +90,7 @@ const brokerConfig: BrokerOptions = {
 		enabled: config.metricsPort > 0,
 		reporter:
 			config.metricsPort > 0
-				? [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }]
+				? [{ type: "Prometheus", options: { host: config.host, port: config.metricsPort, path: "/metrics" } }]
 				: []
 	},
 

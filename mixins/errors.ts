@@ -110,10 +110,10 @@ function validationDetails(data: unknown): unknown {
 }
 
 /**
- * Maps any error to the contract's answer. Client errors keep their message and data; anything
+ * Maps any error to the contract's answer (`action`: the action the request was routed to, if any). Client errors keep their message and data; anything
  * else becomes a 503 (a service is unreachable) or an opaque 500 with no internals in it.
  */
-export function toErrorBody(err: unknown): ErrorBody {
+export function toErrorBody(err: unknown, action?: string): ErrorBody {
 	const e = (err ?? {}) as LooseError;
 	const name = typeof e.name === "string" ? e.name : "Error";
 
@@ -123,8 +123,8 @@ export function toErrorBody(err: unknown): ErrorBody {
 	}
 
 	if (UNAVAILABLE_ERRORS.has(name) || (err instanceof MoleculerError && err.code === 503)) {
-		const action = (e.data as { action?: unknown } | undefined)?.action;
-		const service = typeof action === "string" ? action.split(".")[0] : null;
+		const failedAction = (e.data as { action?: unknown } | undefined)?.action ?? action;
+		const service = typeof failedAction === "string" ? failedAction.split(".")[0] : null;
 		return {
 			name: "ServiceNotAvailableError",
 			message: service ? `The ${service} service is not available right now` : "A service this call needs is not available right now",

@@ -86,7 +86,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		],
 
 		onError(req: IncomingRequest, res: ServerResponse, err: Error) {
-			const body = toErrorBody(err);
+			const body = toErrorBody(err, (req as IncomingRequest & { $alias?: { action?: string } }).$alias?.action);
 			if (body.code >= 500 && body.code !== 503) {
 				this.logger.error(`${req.method} ${req.originalUrl ?? req.url} failed:`, err);
 			} else if (body.code === 503) {
@@ -102,6 +102,15 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	},
 
 	actions: {
+		/**
+		 * moleculer-web's own HTTP entry action. Never retried as a whole: it consumes the request
+		 * body, so a second run would find nothing to route (a 404). The calls it makes to the
+		 * services are retried, one by one, by the broker's retry policy.
+		 */
+		rest: {
+			retryPolicy: { enabled: false }
+		},
+
 		health: {
 			handler() {
 				return { status: "ok", nodeID: this.broker.nodeID, uptime: Math.round(process.uptime()) };

@@ -177,6 +177,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 		create: {
 			rest: "POST /",
 			auth: "admin",
+			retryPolicy: { enabled: false },
 			params: {
 				sku: { type: "string", trim: true, min: 1, max: 64, pattern: /^[\w.-]+$/, patternFlags: "" },
 				name: nameRule,
@@ -225,6 +226,8 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 		restock: {
 			rest: "POST /:id/restock",
 			auth: "admin",
+			// Not idempotent: a retried restock would add the units twice.
+			retryPolicy: { enabled: false },
 			params: {
 				id: idRule,
 				quantity: { type: "number", integer: true, min: 1, max: MAX_STOCK },

@@ -173,6 +173,9 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 		create: {
 			rest: "POST /",
 			auth: "user",
+			// Not retried by the broker: a retry after a lost answer would make a second order.
+			// Clients that retry send an Idempotency-Key.
+			retryPolicy: { enabled: false },
 			params: {
 				items: {
 					type: "array",
@@ -282,6 +285,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 		cancel: {
 			rest: "POST /:id/cancel",
 			auth: "user",
+			retryPolicy: { enabled: false },
 			params: { id: idRule },
 			async handler(ctx: Context<OrderIdParams, ShopMeta>): Promise<Order> {
 				let row = await this.findVisible(ctx.params.id, ctx);

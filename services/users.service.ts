@@ -95,6 +95,8 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 	actions: {
 		register: {
 			rest: "POST /register",
+			// Not idempotent: a retry after a lost answer would find its own account and answer 409.
+			retryPolicy: { enabled: false },
 			params: {
 				email: emailRule,
 				password: { type: "string", min: 8, max: 128 },

@@ -1,0 +1,21 @@
+/**
+ * The multi-node layout of the shop on one machine: the gateway, users, orders, and two nodes each
+ * of inventory and payments (shared DATA_DIR: same SQLite files, WAL, atomic conditional updates).
+ * docker/docker-compose.yml describes the same layout with one container per node.
+ */
+import type { ServiceName } from "../lib/config";
+
+export interface ClusterNode {
+	nodeID: string;
+	services: ServiceName[];
+}
+
+export const CLUSTER_LAYOUT: ClusterNode[] = [
+	{ nodeID: "users-1", services: ["users"] },
+	{ nodeID: "inventory-1", services: ["inventory"] },
+	{ nodeID: "inventory-2", services: ["inventory"] },
+	{ nodeID: "orders-1", services: ["orders"] },
+	{ nodeID: "payments-1", services: ["payments"] },
+	{ nodeID: "payments-2", services: ["payments"] },
+	{ nodeID: "api-1", services: ["api"] }
+];

@@ -1,0 +1,218 @@
+/**
+ * The shop spread over nodes on a real nats-server: load balancing, fault isolation, settling and
+ * crash recovery, with nodes killed by SIGKILL. Every process is started by this suite and killed
+ * in afterAll, even when a test fails.
+ */
+import { APPROVED_CARD, client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
+import { startNats, type NatsServer } from "../support/nats";
+
+const ADMIN = { email: "admin@cluster.test", password: "admin-password-1" };
+const JWT_SECRET = "cluster-test-secret-0123456789";
+
+jest.setTimeout(120_000);
+
+describe("the shop on NATS", () => {
+	let nats: NatsServer;
+	let dataDir: string;
+	const nodes = new Map<string, ShopProcess>();
+	let gateway: ReturnType<typeof client>;
+	let adminToken: string;
+	/** Stock of every product when the suite began: the start of the books. */
+	const initialStock = new Map<string, number>();
+
+	async function startNode(nodeID: string, services: string): Promise<ShopProcess> {
+		const node = await startShop({
+			dataDir,
+			waitFor: services.includes("api") ? "ready" : "none",
+			env: {
+				NODEID: nodeID,
+				SERVICES: services,
+				TRANSPORTER: nats.url,
+				JWT_SECRET,
+				ADMIN_EMAIL: ADMIN.email,
+				ADMIN_PASSWORD: ADMIN.password,
+				LOGIN_RATE_LIMIT: "100000"
+			},
+			port: services.includes("api") ? nodes.get("api-1")?.port : undefined
+		});
+		nodes.set(nodeID, node);
+		return node;
+	}
+
+	async function captureCalls(nodeID: string): Promise<number> {
+		const text = await (await fetch(`http://127.0.0.1:${nodes.get(nodeID)!.metricsPort}/metrics`)).text();
+		return text
+			.split("\n")
+			.filter(line => line.startsWith("moleculer_request_total{") && line.includes('action="payments.capture"'))
+			.reduce((sum, line) => sum + Number(line.split(" ").pop()), 0);
+	}
+
+	async function placeOrder(token: string, productId: string, quantity = 1) {
+		const started = Date.now();
+		const res = await gateway.post("/api/orders", { items: [{ productId, quantity }], payment: { card: APPROVED_CARD } }, { token });
+		return { ...res, ms: Date.now() - started };
+	}
+
+	async function allOrders(): Promise<any[]> {
+		const rows: any[] = [];
+		for (let page = 1; ; page++) {
+			const res = await gateway.get(`/api/orders?page=${page}&pageSize=100`, { token: adminToken });
+			expect(res.status).toBe(200);
+			rows.push(...res.body.rows);
+			if (page >= res.body.totalPages) return rows;
+		}
+	}
+
+	beforeAll(async () => {
+		nats = await startNats();
+		dataDir = tempDataDir("shop-cluster-");
+		// Several nodes of one service start at the same moment on one DATA_DIR: start-up must be safe.
+		await Promise.all([
+			startNode("users-1", "users"),
+			startNode("inventory-1", "inventory"),
+			startNode("inventory-2", "inventory"),
+			startNode("orders-1", "orders"),
+			startNode("payments-1", "payments"),
+			startNode("payments-2", "payments")
+		]);
+		const api = await startNode("api-1", "api");
+		gateway = client(api.baseUrl);
+		adminToken = await loginAs(api.baseUrl, ADMIN.email, ADMIN.password);
+		const products = await gateway.get("/api/products?pageSize=100");
+		for (const product of products.body.rows) initialStock.set(product.id, product.stock);
+	});
+
+	afterAll(async () => {
+		await Promise.all([...nodes.values()].map(node => node.kill()));
+		await nats?.stop();
+	});
+
+	it("seeds the demo catalogue once although two inventory nodes started together", async () => {
+		const res = await gateway.get("/api/products?pageSize=100");
+		expect(res.status).toBe(200);
+		expect(res.body.total).toBe(6);
+		expect(new Set(res.body.rows.map((p: { sku: string }) => p.sku)).size).toBe(6);
+	});
+
+	it("spreads payment captures over both payments nodes", async () => {
+		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const productId = [...initialStock.keys()][0];
+		for (let i = 0; i < 10; i++) expect((await placeOrder(buyer.token, productId)).status).toBe(201);
+		const [first, second] = [await captureCalls("payments-1"), await captureCalls("payments-2")];
+		expect(first).toBeGreaterThan(0);
+		expect(second).toBeGreaterThan(0);
+		expect(first + second).toBe(10);
+	});
+
+	describe("with every payments node killed", () => {
+		const pendingIds: string[] = [];
+		let buyer: { token: string };
+
+		beforeAll(async () => {
+			buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+			await Promise.all([nodes.get("payments-1")!.kill(), nodes.get("payments-2")!.kill()]);
+		});
+
+		it("keeps the catalogue and login working", async () => {
+			expect((await gateway.get("/api/products")).status).toBe(200);
+			expect((await gateway.post("/api/users/login", ADMIN)).status).toBe(200);
+		});
+
+		it("says so on /api/health/ready", async () => {
+			await eventually(async () => (await gateway.get("/api/health/ready")).status === 503, 10_000);
+			const res = await gateway.get("/api/health/ready");
+			expect(res.body).toEqual({ status: "degraded", services: { users: true, inventory: true, orders: true, payments: false } });
+		});
+
+		it("answers orders fast with 202 pending, never a 500", async () => {
+			const productId = [...initialStock.keys()][1];
+			for (let i = 0; i < 5; i++) {
+				const res = await placeOrder(buyer.token, productId);
+				expect(res.ms).toBeLessThan(2000);
+				expect(res.status).toBe(202);
+				expect(res.body.status).toBe("pending");
+				pendingIds.push(res.body.id);
+			}
+		});
+
+		it("answers 503 SERVICE_NOT_AVAILABLE for a call that needs payments", async () => {
+			const res = await gateway.get(`/api/payments?orderId=${pendingIds[0]}`, { token: buyer.token });
+			expect(res.status).toBe(503);
+			expect(res.body).toMatchObject({ type: "SERVICE_NOT_AVAILABLE", code: 503, name: expect.any(String), message: expect.any(String) });
+		});
+
+		it("settles every pending order once a payments node is back", async () => {
+			const started = Date.now();
+			await startNode("payments-3", "payments");
+			await eventually(async () => {
+				const states = await Promise.all(pendingIds.map(async id => (await gateway.get(`/api/orders/${id}`, { token: buyer.token })).body.status));
+				return states.every(status => status === "confirmed");
+			}, 45_000);
+			console.log(`pending orders settled ${Date.now() - started} ms after payments came back`);
+			for (const id of pendingIds) {
+				const payments = await gateway.get(`/api/payments?orderId=${id}`, { token: buyer.token });
+				expect(payments.body.rows).toHaveLength(1);
+				expect(payments.body.rows[0].status).toBe("captured");
+			}
+		});
+	});
+
+	describe("when the only orders node is killed during a burst", () => {
+		it("loses no accepted order, settles them all, and the books balance", async () => {
+			const apiUrl = nodes.get("api-1")!.baseUrl;
+			const buyers = await Promise.all(Array.from({ length: 8 }, () => registerUser(apiUrl)));
+			const productIds = [...initialStock.keys()];
+			const accepted: string[] = [];
+			const answers: number[] = [];
+			let stop = false;
+			const burst = buyers.map(async (buyer, i) => {
+				while (!stop) {
+					const res = await placeOrder(buyer.token, productIds[i % productIds.length]);
+					answers.push(res.status);
+					if (res.status === 201 || res.status === 202) accepted.push(res.body.id);
+				}
+			});
+			await new Promise(resolve => setTimeout(resolve, 700));
+			await nodes.get("orders-1")!.kill();
+			await new Promise(resolve => setTimeout(resolve, 500));
+			stop = true;
+			await Promise.all(burst);
+			expect(accepted.length).toBeGreaterThan(0);
+			expect(answers.filter(status => status === 500)).toHaveLength(0);
+			const counts = answers.reduce<Record<number, number>>((all, status) => ({ ...all, [status]: (all[status] ?? 0) + 1 }), {});
+			console.log(`burst answers while orders-1 was killed: ${JSON.stringify(counts)}`);
+
+			await startNode("orders-2", "orders");
+			await eventually(async () => (await gateway.get("/api/health/ready")).status === 200, 20_000);
+			await eventually(async () => (await allOrders()).every(order => order.status !== "pending"), 60_000, 500);
+
+			const orders = await allOrders();
+			const byId = new Map(orders.map(order => [order.id, order]));
+			for (const id of accepted) expect(byId.has(id)).toBe(true);
+
+			// Invariant 1: initial stock = stock + units in confirmed + units in pending orders (no restocks here).
+			const products = (await gateway.get("/api/products?pageSize=100")).body.rows as Array<{ id: string; stock: number }>;
+			for (const product of products) {
+				const held = orders
+					.filter(order => order.status === "confirmed" || order.status === "pending")
+					.flatMap(order => order.items)
+					.filter((item: { productId: string }) => item.productId === product.id)
+					.reduce((sum: number, item: { quantity: number }) => sum + item.quantity, 0);
+				expect(product.stock).toBeGreaterThanOrEqual(0);
+				expect(product.stock + held).toBe(initialStock.get(product.id));
+			}
+
+			// Invariant 2: one captured payment of the total per confirmed order; none left on a cancelled one.
+			for (const order of orders) {
+				const payments = (await gateway.get(`/api/payments?orderId=${order.id}`, { token: adminToken })).body.rows as Array<{ status: string; amount: number }>;
+				const captured = payments.filter(payment => payment.status === "captured");
+				if (order.status === "confirmed") {
+					expect(captured).toHaveLength(1);
+					expect(captured[0].amount).toBe(order.total);
+				} else {
+					expect(captured).toHaveLength(0);
+				}
+			}
+		});
+	});
+});
