@@ -1,0 +1,45 @@
+/**
+ * No Docker engine runs on our machines, so the compose file is checked here: it must describe
+ * the same nodes as `npm run cluster` (scripts/cluster-layout.ts), each joined to NATS, and the
+ * image must run the same entry point as `npm start`.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { load } from "js-yaml";
+import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
+import packageJson from "../../package.json";
+
+const root = path.resolve(__dirname, "../..");
+
+interface ComposeService {
+	environment?: Record<string, string>;
+	ports?: string[];
+	image?: string;
+}
+
+describe("docker/", () => {
+	const compose = load(readFileSync(path.join(root, "docker/docker-compose.yml"), "utf8")) as { services: Record<string, ComposeService> };
+	const nodes = Object.entries(compose.services).filter(([name]) => name !== "nats");
+
+	it("the compose file runs exactly the nodes of the local cluster layout", () => {
+		const fromCompose = nodes.map(([, service]) => ({ nodeID: service.environment?.NODEID, services: service.environment?.SERVICES })).sort((a, b) => String(a.nodeID).localeCompare(String(b.nodeID)));
+		const fromLayout = CLUSTER_LAYOUT.map(node => ({ nodeID: node.nodeID, services: node.services.join(",") })).sort((a, b) => a.nodeID.localeCompare(b.nodeID));
+		expect(fromCompose).toEqual(fromLayout);
+	});
+
+	it("joins every node to NATS and publishes only the gateway", () => {
+		for (const [name, service] of nodes) {
+			expect(`${name}: ${service.environment?.TRANSPORTER}`).toBe(`${name}: nats://nats:4222`);
+			expect(service.environment?.JWT_SECRET).toBeDefined();
+		}
+		expect(nodes.filter(([, service]) => service.ports?.length).map(([name]) => name)).toEqual(["api-1"]);
+	});
+
+	it("the image starts the shop as npm start does, listening on 0.0.0.0", () => {
+		const dockerfile = readFileSync(path.join(root, "docker/Dockerfile"), "utf8");
+		expect(packageJson.scripts.start).toBe("moleculer-runner --config dist/moleculer.config.js");
+		expect(dockerfile).toMatch(/CMD \["node", "node_modules\/moleculer\/bin\/moleculer-runner\.js", "--config", "dist\/moleculer\.config\.js"\]/);
+		expect(dockerfile).toMatch(/HOST=0\.0\.0\.0/);
+		expect(dockerfile).toMatch(/^FROM node:22/m);
+	});
+});
