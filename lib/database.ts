@@ -43,6 +43,7 @@ export class Database {
 	readonly dialect: Dialect;
 	private readonly queue: Job<unknown>[] = [];
 	private draining = false;
+	private closing: Promise<void> | null = null;
 
 	constructor(
 		url: string,
@@ -89,9 +90,13 @@ export class Database {
 		}
 	}
 
-	async close(): Promise<void> {
-		while (this.draining || this.queue.length > 0) await new Promise(resolve => setTimeout(resolve, 10));
-		await this.sequelize.close();
+	/** Lets queued writes commit, then closes. Safe to call twice (a second stop signal does). */
+	close(): Promise<void> {
+		this.closing ??= (async () => {
+			while (this.draining || this.queue.length > 0) await new Promise(resolve => setTimeout(resolve, 10));
+			await this.sequelize.close();
+		})();
+		return this.closing;
 	}
 
 	/**

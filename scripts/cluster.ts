@@ -23,7 +23,8 @@ const dataDir = path.resolve(process.env.DATA_DIR || path.join(root, "data/clust
 // One secret for every node: a token from one users node must be good on any other.
 const jwtSecret = process.env.JWT_SECRET || randomBytes(32).toString("hex");
 
-const children: ChildProcess[] = [];
+let nats: ChildProcess | null = null;
+const nodes: ChildProcess[] = [];
 let stopping = false;
 
 function pipeOutput(name: string, child: ChildProcess) {
@@ -33,12 +34,12 @@ function pipeOutput(name: string, child: ChildProcess) {
 }
 
 function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-	const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+	// Own process group: a Ctrl-C reaches this script only, which stops the nodes first and NATS last.
+	const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
 	pipeOutput(name, child);
 	child.on("exit", (code, signal) => {
 		if (!stopping) console.log(`${name.padEnd(12)}| exited (${signal ?? code})`);
 	});
-	children.push(child);
 	return child;
 }
 
@@ -46,10 +47,11 @@ function stopAll() {
 	if (stopping) return;
 	stopping = true;
 	console.log("Stopping the cluster...");
-	const nodes = children.slice(process.env.TRANSPORTER ? 0 : 1);
-	for (const child of nodes) child.kill("SIGTERM");
-	Promise.all(nodes.map(child => new Promise(resolve => (child.exitCode !== null ? resolve(null) : child.once("exit", resolve))))).then(() => {
-		children[0]?.kill("SIGTERM");
+	for (const node of nodes) node.kill("SIGTERM");
+	const exits = nodes.map(node => new Promise(resolve => (node.exitCode !== null ? resolve(null) : node.once("exit", resolve))));
+	// NATS last, so that every node can say goodbye to the others.
+	Promise.all(exits).then(() => {
+		nats?.kill("SIGTERM");
 		process.exit(0);
 	});
 }
@@ -58,7 +60,8 @@ process.on("SIGINT", stopAll);
 process.on("SIGTERM", stopAll);
 
 if (!process.env.TRANSPORTER) {
-	start("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(natsPort)]).on("error", err => {
+	nats = start("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(natsPort)]);
+	nats.on("error", err => {
 		console.error(`Cannot start nats-server (${err.message}); install it (apt-get install nats-server) or set TRANSPORTER.`);
 		process.exit(1);
 	});
@@ -67,7 +70,7 @@ if (!process.env.TRANSPORTER) {
 // Give NATS a moment; the nodes reconnect by themselves if they are early.
 setTimeout(() => {
 	CLUSTER_LAYOUT.forEach((node, i) => {
-		start(node.nodeID, process.execPath, [runner, "--config", config], {
+		const child = start(node.nodeID, process.execPath, [runner, "--config", config], {
 			NODEID: node.nodeID,
 			SERVICES: node.services.join(","),
 			TRANSPORTER: transporter,
@@ -75,6 +78,7 @@ setTimeout(() => {
 			DATA_DIR: dataDir,
 			JWT_SECRET: jwtSecret
 		});
+		nodes.push(child);
 	});
 	console.log(`Cluster starting: ${CLUSTER_LAYOUT.length} nodes on ${transporter}, data in ${dataDir}, gateway on port ${process.env.PORT || 3000}`);
 }, process.env.TRANSPORTER ? 0 : 300);
