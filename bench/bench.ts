@@ -1,0 +1,452 @@
+/**
+ * `npm run bench`: how fast the shop is, against the limit of this machine, with the books checked.
+ *
+ * One run starts, side by side: a bare node:http server answering the shop's own bytes (the
+ * ceiling), the shop in one process, and the shop as five processes on a local nats-server. Each
+ * figure is measured in alternating short rounds (A, B, C, A, B, C, ...) and reported as the median
+ * ratio with its min-max, because absolute figures on a shared 2-core machine vary by ±30%.
+ *
+ *   npm run bench                  5 rounds of 10 s per scenario, 1,000 products
+ *   npm run bench -- --quick       a few seconds per scenario: the CI smoke test (books must balance)
+ *   npm run bench -- --soak 300    also 300 s of orders on the single process, RSS sampled
+ *
+ * The table is printed and written as JSON to bench/results/.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import autocannon from "autocannon";
+import { ServiceBroker, type BrokerOptions } from "moleculer";
+import projectOptions from "../moleculer.config";
+import { startNats, type NatsServer } from "../scripts/nats-server";
+import { APPROVED_CARD, client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../scripts/shop-process";
+
+// --- Options ------------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+const quick = argv.includes("--quick");
+const soakIndex = argv.indexOf("--soak");
+const soakSeconds = soakIndex >= 0 ? Number(argv[soakIndex + 1] || 300) : 0;
+const settings = quick
+	? { rounds: 2, seconds: 2, warmupSeconds: 1, products: 200, connections: 32 }
+	: { rounds: 5, seconds: 10, warmupSeconds: 3, products: 1000, connections: 32 };
+const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
+const SEED = 20261125;
+
+// --- Small helpers ------------------------------------------------------------------------------
+
+/** A seeded PRNG (mulberry32): the same data set and the same order mix every run. */
+function random(seed: number) {
+	let state = seed >>> 0;
+	return () => {
+		state = (state + 0x6d2b79f5) >>> 0;
+		let t = state;
+		t = Math.imul(t ^ (t >>> 15), t | 1);
+		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+	};
+}
+
+const median = (values: number[]) => {
+	const sorted = [...values].sort((a, b) => a - b);
+	const mid = Math.floor(sorted.length / 2);
+	return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const round2 = (value: number) => Math.round(value * 100) / 100;
+const progress = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+function rssMb(pid: number | undefined): number {
+	if (!pid) return NaN;
+	try {
+		const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find(l => l.startsWith("VmRSS:"));
+		return line ? Math.round(Number(line.split(/\s+/)[1]) / 1024) : NaN;
+	} catch {
+		return NaN;
+	}
+}
+
+// --- Load -------------------------------------------------------------------------------------
+
+interface LoadResult {
+	rps: number;
+	p50: number;
+	p99: number;
+	statusCounts: Record<string, number>;
+	errors: number;
+}
+
+interface LoadSpec {
+	url: string;
+	seconds: number;
+	connections: number;
+	overallRate?: number;
+	/** Builds each request; `context` is per connection. */
+	requests?: autocannon.Request[];
+}
+
+async function load(spec: LoadSpec): Promise<LoadResult> {
+	const result = await autocannon({
+		url: spec.url,
+		connections: spec.connections,
+		duration: spec.seconds,
+		overallRate: spec.overallRate,
+		requests: spec.requests,
+		timeout: 10
+	});
+	const statusCounts: Record<string, number> = {};
+	for (const [code, stat] of Object.entries((result as unknown as { statusCodeStats: Record<string, { count: number }> }).statusCodeStats ?? {})) {
+		statusCounts[code] = stat.count;
+	}
+	return {
+		rps: Math.round(result.requests.total / spec.seconds),
+		p50: result.latency.p50,
+		p99: result.latency.p99,
+		statusCounts,
+		errors: result.errors + result.timeouts
+	};
+}
+
+interface Side {
+	name: string;
+	spec: (seconds: number, overallRate?: number) => LoadSpec;
+}
+
+interface Comparison {
+	scenario: string;
+	sides: Record<string, { rps: number[]; p50: number[]; p99: number[]; fixedRateP99?: number; statusCounts: Record<string, number> }>;
+	ratios: Record<string, { median: number; min: number; max: number }>;
+	fixedRate?: number;
+}
+
+/** Warm up every side, then alternate them in rounds; ratios of each side to the first one, per round. */
+async function compare(scenario: string, sides: Side[], options: { fixedRateOf?: string } = {}): Promise<Comparison> {
+	progress(`${scenario}: warm-up`);
+	for (const side of sides) await load(side.spec(settings.warmupSeconds));
+	const comparison: Comparison = { scenario, sides: {}, ratios: {} };
+	for (const side of sides) comparison.sides[side.name] = { rps: [], p50: [], p99: [], statusCounts: {} };
+	for (let round = 1; round <= settings.rounds; round++) {
+		for (const side of sides) {
+			progress(`${scenario}: round ${round}/${settings.rounds}, ${side.name}`);
+			const result = await load(side.spec(settings.seconds));
+			const figures = comparison.sides[side.name];
+			figures.rps.push(result.rps);
+			figures.p50.push(result.p50);
+			figures.p99.push(result.p99);
+			for (const [code, count] of Object.entries(result.statusCounts)) figures.statusCounts[code] = (figures.statusCounts[code] ?? 0) + count;
+		}
+	}
+	const base = sides[0].name;
+	for (const side of sides.slice(1)) {
+		const ratios = comparison.sides[side.name].rps.map((rps, i) => rps / comparison.sides[base].rps[i]);
+		comparison.ratios[`${side.name} / ${base}`] = { median: round2(median(ratios)), min: round2(Math.min(...ratios)), max: round2(Math.max(...ratios)) };
+	}
+	// p99 at a fixed arrival rate (half the measured maximum), so slow answers are not hidden by
+	// the load generator waiting for them (coordinated omission).
+	if (options.fixedRateOf) {
+		const rate = Math.max(1, Math.round(median(comparison.sides[options.fixedRateOf].rps) / 2));
+		comparison.fixedRate = rate;
+		for (const side of sides) {
+			progress(`${scenario}: fixed rate ${rate}/s, ${side.name}`);
+			comparison.sides[side.name].fixedRateP99 = (await load(side.spec(settings.seconds, rate))).p99;
+		}
+	}
+	return comparison;
+}
+
+// --- The shops under test -------------------------------------------------------------------------
+
+interface Shop {
+	name: string;
+	baseUrl: string;
+	processes: Array<{ name: string; pid: number | undefined }>;
+	adminToken: string;
+	buyers: string[];
+	productIds: string[];
+	/** Each product's stock after seeding: the start of the books. */
+	initialStock: Map<string, number>;
+	stop(): Promise<void>;
+}
+
+const commonEnv = { SEED_DEMO: "false", ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_RATE_LIMIT: "1000000", LOG_LEVEL: "warn" };
+
+/** 1,000 products (fixed seed) with ample stock, and one token per load connection. */
+async function prepare(name: string, baseUrl: string, processes: ShopProcess[], stop: () => Promise<void>, nodeNames: string[]): Promise<Shop> {
+	const api = client(baseUrl);
+	const login = await api.post("/api/users/login", ADMIN);
+	if (login.status !== 200) throw new Error(`${name}: admin login failed: ${JSON.stringify(login.body)}`);
+	const adminToken = login.body.token as string;
+	const next = random(SEED);
+	const productIds: string[] = [];
+	progress(`${name}: seeding ${settings.products} products`);
+	for (let start = 0; start < settings.products; start += 25) {
+		const batch = Array.from({ length: Math.min(25, settings.products - start) }, (_, i) => start + i);
+		const created = await Promise.all(
+			batch.map(i =>
+				api.post(
+					"/api/products",
+					{ sku: `BENCH-${i}`, name: `Bench product ${i}`, description: `Seeded product number ${i}`, price: 100 + Math.floor(next() * 10_000), stock: 100_000_000 },
+					{ token: adminToken }
+				)
+			)
+		);
+		for (const res of created) {
+			if (res.status !== 201) throw new Error(`${name}: seeding failed: ${res.status} ${JSON.stringify(res.body)}`);
+			productIds.push(res.body.id);
+		}
+	}
+	const buyers = await Promise.all(Array.from({ length: settings.connections }, () => registerUser(baseUrl, "bench").then(user => user.token)));
+	const initialStock = new Map(productIds.map(id => [id, 100_000_000]));
+	return { name, baseUrl, processes: processes.map((p, i) => ({ name: nodeNames[i], pid: p.child.pid })), adminToken, buyers, productIds, initialStock, stop };
+}
+
+async function startSingle(): Promise<Shop> {
+	progress("starting the shop in one process");
+	const shop = await startShop({ env: commonEnv });
+	return prepare("single", shop.baseUrl, [shop], async () => void (await shop.stop()), ["shop"]);
+}
+
+async function startCluster(nats: NatsServer): Promise<Shop> {
+	progress("starting the shop as five processes on NATS");
+	const dataDir = tempDataDir("shop-bench-cluster-");
+	const env = { ...commonEnv, TRANSPORTER: nats.url, JWT_SECRET: "bench-cluster-secret-0123456789" };
+	const services = ["users", "inventory", "orders", "payments"];
+	const backends = await Promise.all(services.map(service => startShop({ dataDir, waitFor: "none", env: { ...env, SERVICES: service, NODEID: `bench-${service}` } })));
+	const gateway = await startShop({ dataDir, env: { ...env, SERVICES: "api", NODEID: "bench-api" } });
+	const all = [gateway, ...backends];
+	return prepare("cluster", gateway.baseUrl, all, async () => void (await Promise.all(all.map(p => p.stop()))), ["api", ...services]);
+}
+
+async function startBare(routes: Record<string, string>): Promise<{ url: string; pid: number | undefined; stop(): void }> {
+	const port = await freePort();
+	const routesFile = path.join(tempDataDir("shop-bench-bare-"), "routes.json");
+	writeFileSync(routesFile, JSON.stringify(routes));
+	const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, "dist/bench/bare-server.js"), String(port), routesFile], { stdio: ["ignore", "pipe", "inherit"] });
+	await new Promise<void>((resolve, reject) => {
+		child.stdout!.once("data", () => resolve());
+		child.once("exit", code => reject(new Error(`bare server exited with ${code}`)));
+	});
+	return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => void child.kill() };
+}
+
+// --- Scenarios ------------------------------------------------------------------------------------
+
+function getSide(name: string, baseUrl: string, urlPath: string): Side {
+	return { name, spec: (seconds, overallRate) => ({ url: baseUrl + urlPath, seconds, connections: settings.connections, overallRate }) };
+}
+
+/** Orders from `connections` buyers, each connection with its own token, products drawn with a fixed seed. */
+function orderSide(shop: Shop): Side {
+	return {
+		name: shop.name,
+		spec: (seconds, overallRate) => {
+			const next = random(SEED + 1);
+			let connection = 0;
+			const hotProducts = shop.productIds.slice(0, 100);
+			return {
+				url: shop.baseUrl,
+				seconds,
+				connections: settings.connections,
+				overallRate,
+				requests: [
+					{
+						method: "POST",
+						path: "/api/orders",
+						setupRequest: (request: autocannon.Request, context: object) => {
+							const perConnection = context as { token?: string };
+							perConnection.token ??= shop.buyers[connection++ % shop.buyers.length];
+							const productId = hotProducts[Math.floor(next() * hotProducts.length)];
+							return {
+								...request,
+								headers: { "content-type": "application/json", authorization: `Bearer ${perConnection.token}` },
+								body: JSON.stringify({ items: [{ productId, quantity: 1 + Math.floor(next() * 3) }], payment: { card: APPROVED_CARD } })
+							};
+						}
+					}
+				]
+			};
+		}
+	};
+}
+
+/** The contract's invariants, checked through the API only. Returns the problems found. */
+async function checkBooks(shop: Shop): Promise<{ orders: number; problems: string[] }> {
+	const api = client(shop.baseUrl);
+	const token = shop.adminToken;
+	// Let anything still pending settle first (it must, by itself).
+	const orders: Array<{ id: string; status: string; total: number; items: Array<{ productId: string; quantity: number }> }> = [];
+	for (let attempt = 0; attempt < 60; attempt++) {
+		orders.length = 0;
+		for (let page = 1; ; page++) {
+			const res = await api.get(`/api/orders?page=${page}&pageSize=100`, { token });
+			orders.push(...res.body.rows);
+			if (page >= res.body.totalPages) break;
+		}
+		if (orders.every(order => order.status !== "pending")) break;
+		await new Promise(resolve => setTimeout(resolve, 1000));
+	}
+	const problems: string[] = [];
+	const held = new Map<string, number>();
+	for (const order of orders) {
+		if (order.status === "cancelled") continue;
+		for (const item of order.items) held.set(item.productId, (held.get(item.productId) ?? 0) + item.quantity);
+	}
+	for (const [productId, initial] of shop.initialStock) {
+		const product = (await api.get(`/api/products/${productId}`)).body as { stock: number };
+		if (product.stock < 0) problems.push(`product ${productId}: negative stock ${product.stock}`);
+		if (product.stock + (held.get(productId) ?? 0) !== initial) {
+			problems.push(`product ${productId}: stock ${product.stock} + held ${held.get(productId) ?? 0} != initial ${initial}`);
+		}
+	}
+	for (let i = 0; i < orders.length; i += 32) {
+		await Promise.all(
+			orders.slice(i, i + 32).map(async order => {
+				const payments = (await api.get(`/api/payments?orderId=${order.id}`, { token })).body.rows as Array<{ status: string; amount: number }>;
+				const captured = payments.filter(payment => payment.status === "captured");
+				if (order.status === "confirmed" && (captured.length !== 1 || captured[0].amount !== order.total)) {
+					problems.push(`order ${order.id}: confirmed with ${captured.length} captured payment(s)`);
+				}
+				if (order.status === "cancelled" && captured.length > 0) problems.push(`order ${order.id}: cancelled but still captured`);
+				if (order.status === "pending") problems.push(`order ${order.id}: still pending`);
+			})
+		);
+	}
+	return { orders: orders.length, problems };
+}
+
+/** broker.call through the project's broker settings, a default broker, and a plain function call. */
+async function callOverhead(): Promise<Record<string, number>> {
+	const echo = async (params: { n: number }) => params.n;
+	const schema = { name: "bench", actions: { echo: { params: { n: "number" }, handler: (ctx: { params: { n: number } }) => echo(ctx.params) } } };
+	const measure = async (call: (n: number) => Promise<number>) => {
+		const until = Date.now() + (quick ? 500 : 2000);
+		let count = 0;
+		while (Date.now() < until) {
+			for (let i = 0; i < 1000; i++) await call(i);
+			count += 1000;
+		}
+		return Math.round(count / ((quick ? 500 : 2000) / 1000));
+	};
+	const results: Record<string, number> = {};
+	results["direct function call"] = await measure(n => echo({ n }));
+	for (const [name, options] of [
+		["broker.call, default ServiceBroker", { logger: false }],
+		["broker.call, the project's broker", { ...projectOptions, logger: false, transporter: null, metrics: { enabled: true, reporter: [] } }]
+	] as Array<[string, BrokerOptions]>) {
+		const broker = new ServiceBroker(options);
+		broker.createService(schema);
+		await broker.start();
+		results[name] = await measure(n => broker.call("bench.echo", { n }));
+		await broker.stop();
+	}
+	return results;
+}
+
+// --- Main -------------------------------------------------------------------------------------------
+
+async function main() {
+	const started = Date.now();
+	const nats = await startNats();
+	const single = await startSingle();
+	const cluster = await startCluster(nats);
+	const stops: Array<() => unknown> = [() => single.stop(), () => cluster.stop(), () => nats.stop()];
+	let failed = false;
+	try {
+		const productPath = `/api/products/${single.productIds[0]}`;
+		const listPath = "/api/products?page=1&pageSize=20";
+		const clusterProductPath = `/api/products/${cluster.productIds[0]}`;
+		const bytes = { [productPath]: await (await fetch(single.baseUrl + productPath)).text(), [listPath]: await (await fetch(single.baseUrl + listPath)).text() };
+		const bare = await startBare(bytes);
+		stops.push(() => bare.stop());
+
+		const memoryBefore = Object.fromEntries([...single.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)]));
+
+		const reads = await compare(
+			"GET /api/products/:id",
+			[getSide("bare", bare.url, productPath), getSide("single", single.baseUrl, productPath), getSide("cluster", cluster.baseUrl, clusterProductPath)],
+			{ fixedRateOf: "single" }
+		);
+		const lists = await compare("GET /api/products?page=1&pageSize=20", [
+			getSide("bare", bare.url, listPath),
+			getSide("single", single.baseUrl, listPath),
+			getSide("cluster", cluster.baseUrl, listPath)
+		]);
+		const orders = await compare("POST /api/orders", [orderSide(single), orderSide(cluster)], { fixedRateOf: "single" });
+
+		let soak: { seconds: number; rssMb: number[]; growthPercent: number } | undefined;
+		if (soakSeconds > 0) {
+			progress(`soak: ${soakSeconds} s of orders on the single process`);
+			const samples: number[] = [rssMb(single.processes[0].pid)];
+			const timer = setInterval(() => samples.push(rssMb(single.processes[0].pid)), 10_000);
+			await load(orderSide(single).spec(soakSeconds));
+			clearInterval(timer);
+			samples.push(rssMb(single.processes[0].pid));
+			const settled = samples.slice(Math.floor(samples.length / 3));
+			soak = { seconds: soakSeconds, rssMb: samples, growthPercent: round2(((settled[settled.length - 1] - settled[0]) / settled[0]) * 100) };
+		}
+
+		const memoryAfter = Object.fromEntries([...single.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)]));
+		progress("checking the books");
+		const books = { single: await checkBooks(single), cluster: await checkBooks(cluster) };
+		progress("broker.call overhead");
+		const overhead = await callOverhead();
+
+		const report = { date: new Date().toISOString(), mode: quick ? "quick" : "full", settings, reads, lists, orders, memory: { before: memoryBefore, after: memoryAfter }, soak, books, overhead, seconds: Math.round((Date.now() - started) / 1000) };
+		printReport(report);
+		mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
+		const file = path.join(ROOT, `bench/results/bench-${report.mode}-${report.date.replace(/[:.]/g, "-")}.json`);
+		writeFileSync(file, JSON.stringify(report, null, 2));
+		console.log(`\nJSON: ${path.relative(ROOT, file)}`);
+		failed = books.single.problems.length > 0 || books.cluster.problems.length > 0;
+		if (failed) console.error(`THE BOOKS DO NOT BALANCE:\n${[...books.single.problems, ...books.cluster.problems].slice(0, 20).join("\n")}`);
+	} finally {
+		for (const stop of stops.reverse()) await stop();
+	}
+	process.exit(failed ? 1 : 0);
+}
+
+function printReport(report: {
+	reads: Comparison;
+	lists: Comparison;
+	orders: Comparison;
+	memory: { before: Record<string, number>; after: Record<string, number> };
+	soak?: { seconds: number; rssMb: number[]; growthPercent: number };
+	books: Record<string, { orders: number; problems: string[] }>;
+	overhead: Record<string, number>;
+	mode: string;
+	seconds: number;
+}) {
+	const rows: string[][] = [["scenario", "side", "req/s (median)", "p50 ms", "p99 ms", `p99 ms at fixed rate`, "answers"]];
+	for (const comparison of [report.reads, report.lists, report.orders]) {
+		for (const [side, figures] of Object.entries(comparison.sides)) {
+			rows.push([
+				comparison.scenario,
+				side,
+				String(median(figures.rps)),
+				String(median(figures.p50)),
+				String(median(figures.p99)),
+				figures.fixedRateP99 === undefined ? "" : `${figures.fixedRateP99} (at ${comparison.fixedRate}/s)`,
+				Object.entries(figures.statusCounts).map(([code, count]) => `${code}:${count}`).join(" ")
+			]);
+		}
+	}
+	const widths = rows[0].map((_, col) => Math.max(...rows.map(row => row[col].length)));
+	console.log(`\nShop benchmark (${report.mode}, ${settings.rounds} rounds of ${settings.seconds} s, ${settings.connections} connections, ${report.seconds} s in all)\n`);
+	for (const row of rows) console.log(row.map((cell, col) => cell.padEnd(widths[col])).join("  "));
+	console.log("\nRatios (median of rounds, min-max):");
+	for (const comparison of [report.reads, report.lists, report.orders]) {
+		for (const [name, ratio] of Object.entries(comparison.ratios)) console.log(`  ${comparison.scenario.padEnd(38)} ${name.padEnd(18)} ${ratio.median} (${ratio.min}-${ratio.max})`);
+	}
+	console.log("\nbroker.call overhead (calls/s, awaited one after another):");
+	const direct = report.overhead["direct function call"];
+	for (const [name, rate] of Object.entries(report.overhead)) console.log(`  ${name.padEnd(38)} ${String(rate).padStart(10)}  (${round2(rate / direct)} x direct)`);
+	console.log("\nRSS MB before -> after the load:");
+	for (const name of Object.keys(report.memory.before)) console.log(`  ${name.padEnd(20)} ${report.memory.before[name]} -> ${report.memory.after[name]}`);
+	if (report.soak) console.log(`\nSoak ${report.soak.seconds} s: RSS samples ${report.soak.rssMb.join(", ")} MB; growth over the last two thirds ${report.soak.growthPercent}%`);
+	console.log("\nBooks after the load:");
+	for (const [name, books] of Object.entries(report.books)) console.log(`  ${name.padEnd(8)} ${books.orders} orders, ${books.problems.length === 0 ? "balanced" : `${books.problems.length} PROBLEMS`}`);
+}
+
+main().catch(err => {
+	console.error(err);
+	process.exit(1);
+});
