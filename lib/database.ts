@@ -9,7 +9,7 @@
  * SQLITE_BUSY floods (see shared/STACK.md). Instead, writes in one process go through a single
  * queue on the one default connection: the queue takes every job waiting, opens one
  * `BEGIN IMMEDIATE` transaction, runs each job inside its own SAVEPOINT (so one job's failure rolls
- * back only that job), and commits them together. Callers are answered only after the COMMIT, so
+ * back only that job; a job of a single statement needs none), and commits them together. Callers are answered only after the COMMIT, so
  * nothing is announced before it is durable. Across processes sharing a file, `BEGIN IMMEDIATE`
  * with a busy timeout serialises the writers.
  */
@@ -25,6 +25,8 @@ export interface TxOptions {
 
 type Job<T> = {
 	work: (tx: TxOptions) => Promise<T>;
+	/** Needs its own savepoint (several writes that must stand or fall together). */
+	isolated: boolean;
 	resolve: (value: T) => void;
 	reject: (reason: unknown) => void;
 };
@@ -107,8 +109,22 @@ export class Database {
 		if (this.dialect === "postgres") {
 			return this.sequelize.transaction(transaction => work({ transaction }));
 		}
+		return this.enqueue(work, true);
+	}
+
+	/**
+	 * Runs `work` that makes at most ONE writing statement (plus any reads): SQLite makes a single
+	 * statement atomic by itself, so it shares the batch's commit without a savepoint of its own.
+	 * On PostgreSQL it runs outside a transaction (autocommit).
+	 */
+	write<T>(work: (tx: TxOptions) => Promise<T>): Promise<T> {
+		if (this.dialect === "postgres") return work({});
+		return this.enqueue(work, false);
+	}
+
+	private enqueue<T>(work: (tx: TxOptions) => Promise<T>, isolated: boolean): Promise<T> {
 		return new Promise<T>((resolve, reject) => {
-			this.queue.push({ work, resolve, reject } as Job<unknown>);
+			this.queue.push({ work, isolated, resolve, reject } as Job<unknown>);
 			void this.drain();
 		});
 	}
@@ -156,14 +172,16 @@ export class Database {
 		const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
 		try {
 			for (const job of batch) {
-				await this.exec("SAVEPOINT job");
+				if (job.isolated) await this.exec("SAVEPOINT job");
 				try {
 					const value = await job.work({});
-					await this.exec("RELEASE job");
+					if (job.isolated) await this.exec("RELEASE job");
 					outcomes.push({ ok: true, value });
 				} catch (error) {
-					await this.exec("ROLLBACK TO job");
-					await this.exec("RELEASE job");
+					if (job.isolated) {
+						await this.exec("ROLLBACK TO job");
+						await this.exec("RELEASE job");
+					}
 					outcomes.push({ ok: false, error });
 				}
 			}

@@ -313,12 +313,15 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 			params: { orderId: idRule },
 			async handler(ctx: Context<OrderIdParams>): Promise<{ orderId: string; status: HoldStatus }> {
 				const { orderId } = ctx.params;
-				await this.db.transaction(async tx => {
-					const hold = await this.models.Hold.findByPk(orderId, tx);
+				const changed = await this.db.write(tx =>
+					this.db.changeRows("UPDATE holds SET status = 'committed', updated_at = :now WHERE order_id = :orderId AND status = 'held'", { orderId, now: new Date() }, tx)
+				);
+				if (changed === 0) {
+					// Already committed (a retry), or nothing to commit: say which.
+					const hold = await this.models.Hold.findByPk(orderId);
 					if (!hold) throw notFound("Stock hold", { orderId });
 					if (hold.status === "released") throw invalidState("The stock of this order was already released", { orderId });
-					if (hold.status === "held") await hold.update({ status: "committed" }, tx);
-				});
+				}
 				return { orderId, status: "committed" };
 			}
 		},

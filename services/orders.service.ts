@@ -15,7 +15,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Context, Errors, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { DataTypes, Model, Op, UniqueConstraintError, type Sequelize } from "sequelize";
+import { DataTypes, Model, Op, Sequelize, UniqueConstraintError } from "sequelize";
 import { isValidCardNumber } from "../lib/cards";
 import { shopConfig } from "../lib/config";
 import { answerStatus, mergeLines, orderTotal, priceLines } from "../lib/order-rules";
@@ -38,6 +38,8 @@ class OrderRow extends Model {
 	declare firstResponse: number | null;
 	/** The node that holds the card for retries; others leave the order alone while it lives. */
 	declare ownerNode: string;
+	/** When a node last worked on this unfinished order (a heartbeat; not shown to clients). */
+	declare attendedAt: Date;
 	declare createdAt: Date;
 	declare updatedAt: Date;
 }
@@ -53,7 +55,8 @@ function defineModels(sequelize: Sequelize) {
 			cancelReason: { type: DataTypes.STRING(32), allowNull: true },
 			idempotencyKey: { type: DataTypes.STRING(64), allowNull: true },
 			firstResponse: { type: DataTypes.INTEGER, allowNull: true },
-			ownerNode: { type: DataTypes.STRING(200), allowNull: false }
+			ownerNode: { type: DataTypes.STRING(200), allowNull: false },
+			attendedAt: { type: DataTypes.DATE, allowNull: false }
 		},
 		{
 			sequelize,
@@ -149,6 +152,7 @@ interface OrdersMethods {
 	settleUnfinished(): Promise<void>;
 	retryWithCard(orderId: string, retry: CardRetry): Promise<void>;
 	isOrphan(row: OrderRow): boolean;
+	attend(orderId: string): Promise<void>;
 }
 
 type OrdersThis = Service<OrdersSettings> & OrdersMethods & OrdersVars;
@@ -217,7 +221,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 
 				let row: OrderRow;
 				try {
-					row = await this.db.transaction(tx =>
+					row = await this.db.write(tx =>
 						this.models.Order.create(
 							{
 								id: randomUUID(),
@@ -228,7 +232,8 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 								cancelReason: null,
 								idempotencyKey: idempotencyKey ?? null,
 								firstResponse: null,
-								ownerNode: this.broker.nodeID
+								ownerNode: this.broker.nodeID,
+								attendedAt: new Date()
 							},
 							tx
 						)
@@ -397,35 +402,46 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 
 		/** Records the decision to cancel before anything is given back, so a crash cannot forget it. */
 		async markCancelling(row: OrderRow, reason: CancelReason): Promise<OrderRow> {
-			await this.db.transaction(tx =>
+			await this.db.write(tx =>
 				this.models.Order.update({ cancelReason: reason }, { where: { id: row.id, status: { [Op.ne]: "cancelled" } }, ...tx })
 			);
 			return this.reload(row);
 		},
 
-		/** Writes the final status (once: the first writer wins), then announces it. */
+		/**
+		 * Writes the final status (once: the first writer wins), then announces it. When the request
+		 * that created the order is still waiting in this process, its answer's status is recorded
+		 * in the same statement (for Idempotency-Key replays).
+		 */
 		async finish(row: OrderRow, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<OrderRow> {
 			// A confirmed order may still be cancelled by its owner; a cancelled one is final.
 			const from: OrderStatus[] = status === "confirmed" ? ["pending"] : ["pending", "confirmed"];
-			const changed = await this.db.transaction(async tx => {
+			const firstResponse = this.inFlight.has(row.id) ? answerStatus(status, reason) : null;
+			const updatedAt = new Date();
+			const changed = await this.db.write(async tx => {
 				const [count] = await this.models.Order.update(
-					{ status, cancelReason: reason },
-					{ where: { id: row.id, status: { [Op.in]: from } }, ...tx }
+					{
+						status,
+						cancelReason: reason,
+						updatedAt,
+						...(firstResponse ? { firstResponse: Sequelize.fn("COALESCE", Sequelize.col("first_response"), firstResponse) } : {})
+					},
+					{ where: { id: row.id, status: { [Op.in]: from } }, silent: true, ...tx }
 				);
 				return count;
 			});
 			this.cardRetries.delete(row.id);
-			const current = await this.reload(row);
-			if (changed > 0) {
-				this.logger.info(`Order ${row.id} ${status}${reason ? ` (${reason})` : ""}`);
-				this.broker.emit(`order.${status}`, { order: toOrder(current) });
-			}
-			return current;
+			if (changed === 0) return this.reload(row); // settled meanwhile by someone else: theirs stands
+			row.set({ status, cancelReason: reason, updatedAt, firstResponse: row.firstResponse ?? firstResponse }, { raw: true });
+			this.logger.info(`Order ${row.id} ${status}${reason ? ` (${reason})` : ""}`);
+			this.broker.emit(`order.${status}`, { order: toOrder(row) });
+			return row;
 		},
 
 		async recordFirstResponse(row: OrderRow, status: number): Promise<void> {
-			await this.db.transaction(tx =>
-				this.models.Order.update({ firstResponse: status }, { where: { id: row.id, firstResponse: null }, ...tx })
+			await this.db.write(tx =>
+				// silent: bookkeeping only, the client's order did not change (its updatedAt must not either).
+				this.models.Order.update({ firstResponse: status }, { where: { id: row.id, firstResponse: null }, silent: true, ...tx })
 			);
 		},
 
@@ -439,7 +455,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 		async answer(ctx: Context<unknown, ShopMeta>, outcome: Outcome, firstAttempt: boolean): Promise<Order> {
 			const { row } = outcome;
 			const status = answerStatus(row.status, row.cancelReason);
-			if (firstAttempt) await this.recordFirstResponse(row, status);
+			if (firstAttempt && row.firstResponse == null) await this.recordFirstResponse(row, status);
 			if (row.status === "pending") {
 				const card = (ctx.params as CreateOrderParams).payment.card;
 				const now = Date.now();
@@ -486,7 +502,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				}
 				const unfinished = await this.models.Order.findAll({
 					where: { [Op.or]: [{ status: "pending" }, { status: "confirmed", cancelReason: { [Op.ne]: null } }] },
-					order: [["updated_at", "ASC"]],
+					order: [["attended_at", "ASC"]],
 					limit: 200
 				});
 				for (const row of unfinished) {
@@ -495,7 +511,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 					const outcome = row.cancelReason ? await this.compensate(ctx, row, row.cancelReason) : await this.resolveWithoutCard(ctx, row);
 					if (outcome.row.status === "pending" || outcome.row.cancelReason) {
 						// Not settled: touch it, so it waits its turn behind the others.
-						await this.db.transaction(tx => this.models.Order.update({ ownerNode: this.broker.nodeID }, { where: { id: row.id }, ...tx }));
+						await this.attend(row.id);
 					}
 				}
 			} catch (err) {
@@ -523,15 +539,22 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				retry.attempts += 1;
 				retry.nextAttemptAt = Date.now() + Math.min(5000, 250 * 2 ** retry.attempts);
 				// Touch the order: other orders nodes see that its card holder is alive and leave it alone.
-				await this.db.transaction(tx => this.models.Order.update({ ownerNode: this.broker.nodeID }, { where: { id: orderId }, ...tx }));
+				await this.attend(orderId);
 			} else {
 				this.cardRetries.delete(orderId);
 			}
 		},
 
+		/** Marks an unfinished order as worked on by this node, so that other orders nodes leave it alone. */
+		async attend(orderId: string): Promise<void> {
+			await this.db.write(tx =>
+				this.models.Order.update({ ownerNode: this.broker.nodeID, attendedAt: new Date() }, { where: { id: orderId }, silent: true, ...tx })
+			);
+		},
+
 		/** True when no live process is working on this order. */
 		isOrphan(row: OrderRow): boolean {
-			if (Date.now() - row.updatedAt.getTime() > this.settings.orphanAfterMs) return true;
+			if (Date.now() - row.attendedAt.getTime() > this.settings.orphanAfterMs) return true;
 			// Our own order without its card in memory: left by this node's previous life.
 			if (row.ownerNode === this.broker.nodeID) return true;
 			// Give discovery a moment after start before judging other nodes dead.

@@ -127,13 +127,19 @@ const PaymentsService: ServiceSchema<PaymentsSettings, PaymentsMethods, DbVars<M
 			async handler(ctx: Context<CaptureParams>): Promise<Payment> {
 				const { orderId, userId, amount, card } = ctx.params;
 				if (!isValidCardNumber(card)) throw validationError("payment.card", "The card number must be 12 to 19 digits and pass the Luhn check");
-				const row = await this.db.transaction(async tx => {
-					const existing = await this.findPayment(orderId, tx);
-					if (existing) return existing;
-					if (await this.models.VoidedOrder.findByPk(orderId, tx)) throw invalidState("This order was voided and cannot be charged", { orderId });
-					const status = decideCharge(card) === "approved" ? "captured" : "declined";
-					return this.models.Payment.create({ id: randomUUID(), orderId, userId, amount, status, cardLast4: lastFour(card) }, tx);
+				const status: PaymentStatus = decideCharge(card) === "approved" ? "captured" : "declined";
+				// One statement: a payment appears only if the order has none yet and was not voided.
+				const row = await this.db.write(async tx => {
+					await this.db.sequelize.query(
+						`INSERT INTO payments (id, order_id, user_id, amount, status, card_last4, created_at, updated_at)
+						 SELECT :id, :orderId, :userId, :amount, :status, :cardLast4, :now, :now
+						 WHERE NOT EXISTS (SELECT 1 FROM voided_orders WHERE order_id = :orderId)
+						 ON CONFLICT (order_id) DO NOTHING`,
+						{ replacements: { id: randomUUID(), orderId, userId, amount, status, cardLast4: lastFour(card), now: new Date() }, ...tx }
+					);
+					return this.findPayment(orderId, tx);
 				});
+				if (!row) throw invalidState("This order was voided and cannot be charged", { orderId });
 				this.logger.info(`Payment ${row.status} for order ${orderId}: ${row.amount} cents, card ending ${row.cardLast4}`);
 				return toPayment(row);
 			}
