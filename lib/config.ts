@@ -87,14 +87,16 @@ function parseServices(raw: string | undefined): ServiceName[] {
 
 function parseTransporter(raw: string | undefined): string | null {
 	if (raw == null || raw.trim() === "") return null;
+	// The message is printed: never with the URL's credentials (as for the database URLs).
+	const shown = raw.replace(/\/\/[^@/]*@/, "//***@");
 	let url: URL;
 	try {
 		url = new URL(raw);
 	} catch {
-		throw new ConfigError(`TRANSPORTER is not a valid URL: "${raw}" (expected e.g. nats://127.0.0.1:4222)`);
+		throw new ConfigError(`TRANSPORTER is not a valid URL: "${shown}" (expected e.g. nats://127.0.0.1:4222)`);
 	}
 	if (url.protocol !== "nats:" || url.hostname === "") {
-		throw new ConfigError(`TRANSPORTER must be a nats:// URL with a host, got "${raw}"`);
+		throw new ConfigError(`TRANSPORTER must be a nats:// URL with a host, got "${shown}"`);
 	}
 	return raw;
 }

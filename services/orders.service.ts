@@ -219,12 +219,17 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				const { items, missing } = priceLines(lines, products);
 				if (missing.length > 0) throw notFound(missing.length === 1 ? "Product" : "Products", { productIds: missing });
 
+				// In flight from before its row exists: the settle loop must never take over (void and
+				// cancel) an order whose request is still creating it in this process.
+				const orderId = randomUUID();
+				let attemptStarted: (attempt: Promise<Outcome>) => void = () => undefined;
+				this.inFlight.set(orderId, new Promise<Outcome>(resolve => (attemptStarted = resolve)));
 				let row: OrderRow;
 				try {
 					row = await this.db.write(tx =>
 						this.models.Order.create(
 							{
-								id: randomUUID(),
+								id: orderId,
 								userId: user.id,
 								status: "pending",
 								items,
@@ -239,6 +244,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 						)
 					);
 				} catch (err) {
+					this.inFlight.delete(orderId);
 					// The same key raced in at the same moment: answer what that request answers.
 					if (err instanceof UniqueConstraintError && idempotencyKey) {
 						const earlier = await this.models.Order.findOne({ where: { userId: user.id, idempotencyKey } });
@@ -248,6 +254,8 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				}
 
 				const attempt = this.advance(ctx, row, card);
+				// A cancel or replay that found the order meanwhile now waits for the attempt itself.
+				attemptStarted(attempt.catch(() => ({ row })));
 				this.inFlight.set(row.id, attempt);
 				try {
 					return await this.answer(ctx, await attempt, true);
