@@ -76,6 +76,7 @@ function parsePositiveInt(env: Env, key: string, fallback: number): number {
 function parseServices(raw: string | undefined): ServiceName[] {
 	if (raw == null || raw.trim() === "" || raw.trim() === "*") return [...SERVICE_NAMES];
 	const names = raw.split(",").map(name => name.trim()).filter(Boolean);
+	if (names.length === 0) throw new ConfigError(`SERVICES names no service: "${raw}" (known: ${SERVICE_NAMES.join(", ")})`);
 	const unknown = names.filter(name => !(SERVICE_NAMES as readonly string[]).includes(name));
 	if (unknown.length > 0) {
 		throw new ConfigError(
@@ -156,7 +157,7 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 		seedDemo: parseBoolean(env, "SEED_DEMO", !production),
 		metricsPort: parsePort(env, "METRICS_PORT", 3030),
 		loginRateLimit: parsePositiveInt(env, "LOGIN_RATE_LIMIT", 10),
-		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1500),
+		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1000),
 		dbUrl: service => dbUrls.get(service)!
 	};
 }
