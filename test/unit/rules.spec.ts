@@ -255,6 +255,11 @@ describe("loadConfig", () => {
 		expect(configError({ SERVICES: "Orders" }).message).toContain("Orders");
 	});
 
+	it("rejects a SERVICES list that names no service at all", () => {
+		expect(configError({ SERVICES: "," }).message).toMatch(/^SERVICES names no service/);
+		expect(configError({ SERVICES: " , ," }).message).toMatch(/^SERVICES names no service/);
+	});
+
 	it.each([
 		["not a URL", "not a url"],
 		["a host:port without scheme", "localhost:4222"],
