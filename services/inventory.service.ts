@@ -236,7 +236,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 			async handler(ctx: Context<RestockParams>): Promise<Product> {
 				const { id, quantity } = ctx.params;
 				const changed = await this.db.transaction(tx =>
-					this.db.changeRows(
+					this.db.execute(
 						"UPDATE products SET stock = stock + :quantity, updated_at = :now WHERE id = :id AND stock + :quantity <= :max",
 						{ id, quantity, now: new Date(), max: MAX_STOCK },
 						tx
@@ -280,14 +280,14 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 			async handler(ctx: Context<ReserveParams>): Promise<{ orderId: string; status: HoldStatus }> {
 				const { orderId, items } = ctx.params;
 				const status = await this.db.transaction(async tx => {
-					const existing = await this.models.Hold.findByPk(orderId, tx);
+					const [existing] = await this.db.select<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = :orderId", { orderId }, tx);
 					if (existing) {
 						if (existing.status === "released") throw invalidState("The stock of this order was already released", { orderId });
 						return existing.status;
 					}
 					const short: Array<{ productId: string; requested: number; available: number }> = [];
 					for (const { productId, quantity } of items) {
-						const taken = await this.db.changeRows(
+						const taken = await this.db.execute(
 							"UPDATE products SET stock = stock - :quantity, updated_at = :now WHERE id = :productId AND stock >= :quantity",
 							{ productId, quantity, now: new Date() },
 							tx
@@ -299,7 +299,12 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 					}
 					// Throwing rolls back this job's savepoint: the lines already taken go back.
 					if (short.length > 0) throw outOfStock({ products: short });
-					await this.models.Hold.create({ orderId, status: "held", lines: items }, tx);
+					const now = new Date();
+					await this.db.execute(
+						"INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES (:orderId, 'held', :lines, :now, :now)",
+						{ orderId, lines: items, now },
+						tx
+					);
 					return "held" as const;
 				});
 				this.productsChanged(items.map(item => item.productId));
@@ -314,7 +319,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 			async handler(ctx: Context<OrderIdParams>): Promise<{ orderId: string; status: HoldStatus }> {
 				const { orderId } = ctx.params;
 				const changed = await this.db.write(tx =>
-					this.db.changeRows("UPDATE holds SET status = 'committed', updated_at = :now WHERE order_id = :orderId AND status = 'held'", { orderId, now: new Date() }, tx)
+					this.db.execute("UPDATE holds SET status = 'committed', updated_at = :now WHERE order_id = :orderId AND status = 'held'", { orderId, now: new Date() }, tx)
 				);
 				if (changed === 0) {
 					// Already committed (a retry), or nothing to commit: say which.
@@ -340,7 +345,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 					}
 					if (hold.status === "released") return [];
 					for (const { productId, quantity } of hold.lines) {
-						await this.db.changeRows(
+						await this.db.execute(
 							"UPDATE products SET stock = stock + :quantity, updated_at = :now WHERE id = :productId",
 							{ productId, quantity, now: new Date() },
 							tx

@@ -15,11 +15,12 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Context, Errors, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { DataTypes, Model, Op, Sequelize, UniqueConstraintError } from "sequelize";
+import { DataTypes, Model, Op, type Sequelize } from "sequelize";
 import { isValidCardNumber } from "../lib/cards";
 import { shopConfig } from "../lib/config";
 import { answerStatus, mergeLines, orderTotal, priceLines } from "../lib/order-rules";
 import type { CancelReason, Order, OrderItem, OrderStatus, Page, Payment, Product, ShopMeta, StockLine } from "../lib/types";
+import { isUniqueViolation } from "../lib/database";
 import { createDbMixin, type DbVars } from "../mixins/db.mixin";
 import { ErrorType, invalidState, notFound, outOfStock, paymentDeclined, validationError } from "../mixins/errors";
 
@@ -157,6 +158,9 @@ interface OrdersMethods {
 
 type OrdersThis = Service<OrdersSettings> & OrdersMethods & OrdersVars;
 
+/** Cancels running in this process, by order id (see the `cancel` action). */
+const cancelsInProgress = new Map<string, Promise<unknown>>();
+
 const isType = (err: unknown, type: string) => (err as { type?: unknown } | null)?.type === type;
 
 const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
@@ -224,35 +228,42 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				const orderId = randomUUID();
 				let attemptStarted: (attempt: Promise<Outcome>) => void = () => undefined;
 				this.inFlight.set(orderId, new Promise<Outcome>(resolve => (attemptStarted = resolve)));
-				let row: OrderRow;
+				const now = new Date();
+				const values = {
+					id: orderId,
+					userId: user.id,
+					status: "pending",
+					items,
+					total: orderTotal(items),
+					cancelReason: null,
+					idempotencyKey: idempotencyKey ?? null,
+					firstResponse: null,
+					ownerNode: this.broker.nodeID,
+					attendedAt: now,
+					createdAt: now,
+					updatedAt: now
+				};
 				try {
-					row = await this.db.write(tx =>
-						this.models.Order.create(
-							{
-								id: orderId,
-								userId: user.id,
-								status: "pending",
-								items,
-								total: orderTotal(items),
-								cancelReason: null,
-								idempotencyKey: idempotencyKey ?? null,
-								firstResponse: null,
-								ownerNode: this.broker.nodeID,
-								attendedAt: new Date()
-							},
+					// The hot path: one plain INSERT (the model's create costs ten times the statement).
+					await this.db.write(tx =>
+						this.db.execute(
+							`INSERT INTO orders (id, user_id, status, items, total, cancel_reason, idempotency_key, first_response, owner_node, attended_at, created_at, updated_at)
+							 VALUES (:id, :userId, :status, :items, :total, :cancelReason, :idempotencyKey, :firstResponse, :ownerNode, :attendedAt, :createdAt, :updatedAt)`,
+							values,
 							tx
 						)
 					);
 				} catch (err) {
 					this.inFlight.delete(orderId);
 					// The same key raced in at the same moment: answer what that request answers.
-					if (err instanceof UniqueConstraintError && idempotencyKey) {
+					if (isUniqueViolation(err) && idempotencyKey) {
 						const earlier = await this.models.Order.findOne({ where: { userId: user.id, idempotencyKey } });
 						if (earlier) return this.replay(ctx, earlier);
 					}
 					throw err;
 				}
 
+				const row = this.models.Order.build(values, { isNewRecord: false, raw: true });
 				const attempt = this.advance(ctx, row, card);
 				// A cancel or replay that found the order meanwhile now waits for the attempt itself.
 				attemptStarted(attempt.catch(() => ({ row })));
@@ -301,14 +312,28 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			retryPolicy: { enabled: false },
 			params: { id: idRule },
 			async handler(ctx: Context<OrderIdParams, ShopMeta>): Promise<Order> {
-				let row = await this.findVisible(ctx.params.id, ctx);
+				const found = await this.findVisible(ctx.params.id, ctx);
 				// Let a create still running in this process finish first: cancel what it produced.
-				await this.inFlight.get(row.id)?.catch(() => undefined);
-				row = await this.reload(row);
-				if (row.status === "cancelled") throw invalidState("The order is already cancelled", { id: row.id, status: row.status });
-				this.cardRetries.delete(row.id);
-				row = await this.markCancelling(row, "cancelled_by_user");
-				const outcome = await this.compensate(ctx, row, "cancelled_by_user");
+				await this.inFlight.get(found.id)?.catch(() => undefined);
+				// Cancels of one order in this process run one after the other: exactly one answers 200,
+				// the others find it cancelled (409), as if they had been sent one by one.
+				for (let running = cancelsInProgress.get(found.id); running; running = cancelsInProgress.get(found.id)) {
+					await running.catch(() => undefined);
+				}
+				const cancelling = (async (): Promise<Outcome> => {
+					let row = await this.reload(found);
+					if (row.status === "cancelled") throw invalidState("The order is already cancelled", { id: row.id, status: row.status });
+					this.cardRetries.delete(row.id);
+					row = await this.markCancelling(row, "cancelled_by_user");
+					return this.compensate(ctx, row, "cancelled_by_user");
+				})();
+				cancelsInProgress.set(found.id, cancelling);
+				let outcome: Outcome;
+				try {
+					outcome = await cancelling;
+				} finally {
+					if (cancelsInProgress.get(found.id) === cancelling) cancelsInProgress.delete(found.id);
+				}
 				if (outcome.error) throw outcome.error;
 				return toOrder(outcome.row);
 			}
@@ -426,18 +451,14 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			const from: OrderStatus[] = status === "confirmed" ? ["pending"] : ["pending", "confirmed"];
 			const firstResponse = this.inFlight.has(row.id) ? answerStatus(status, reason) : null;
 			const updatedAt = new Date();
-			const changed = await this.db.write(async tx => {
-				const [count] = await this.models.Order.update(
-					{
-						status,
-						cancelReason: reason,
-						updatedAt,
-						...(firstResponse ? { firstResponse: Sequelize.fn("COALESCE", Sequelize.col("first_response"), firstResponse) } : {})
-					},
-					{ where: { id: row.id, status: { [Op.in]: from } }, silent: true, ...tx }
-				);
-				return count;
-			});
+			const changed = await this.db.write(tx =>
+				this.db.execute(
+					`UPDATE orders SET status = :status, cancel_reason = :reason, updated_at = :updatedAt, first_response = COALESCE(first_response, :firstResponse)
+					 WHERE id = :id AND status IN (${from.map(state => `'${state}'`).join(", ")})`,
+					{ id: row.id, status, reason, updatedAt, firstResponse },
+					tx
+				)
+			);
 			this.cardRetries.delete(row.id);
 			if (changed === 0) return this.reload(row); // settled meanwhile by someone else: theirs stands
 			row.set({ status, cancelReason: reason, updatedAt, firstResponse: row.firstResponse ?? firstResponse }, { raw: true });

@@ -130,12 +130,13 @@ const PaymentsService: ServiceSchema<PaymentsSettings, PaymentsMethods, DbVars<M
 				const status: PaymentStatus = decideCharge(card) === "approved" ? "captured" : "declined";
 				// One statement: a payment appears only if the order has none yet and was not voided.
 				const row = await this.db.write(async tx => {
-					await this.db.sequelize.query(
+					await this.db.execute(
 						`INSERT INTO payments (id, order_id, user_id, amount, status, card_last4, created_at, updated_at)
 						 SELECT :id, :orderId, :userId, :amount, :status, :cardLast4, :now, :now
 						 WHERE NOT EXISTS (SELECT 1 FROM voided_orders WHERE order_id = :orderId)
 						 ON CONFLICT (order_id) DO NOTHING`,
-						{ replacements: { id: randomUUID(), orderId, userId, amount, status, cardLast4: lastFour(card), now: new Date() }, ...tx }
+						{ id: randomUUID(), orderId, userId, amount, status, cardLast4: lastFour(card), now: new Date() },
+						tx
 					);
 					return this.findPayment(orderId, tx);
 				});
