@@ -219,8 +219,9 @@ export class Database {
 		}
 	}
 
+	/** Transaction control of the writer queue (SQLite only), on the raw connection like the hot statements. */
 	private async exec(sql: string): Promise<void> {
-		await this.sequelize.query(sql, { type: QueryTypes.RAW });
+		await this.execute(sql, {}, {});
 	}
 
 	private async runBatch(batch: Job<unknown>[]): Promise<void> {

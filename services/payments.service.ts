@@ -64,6 +64,26 @@ const toPayment = (row: PaymentRow): Payment => ({
 	createdAt: row.createdAt.toISOString()
 });
 
+/** A payment as a raw SELECT answers it (the hot path's read). */
+interface PaymentRecord {
+	id: string;
+	order_id: string;
+	amount: number | string;
+	status: PaymentStatus;
+	card_last4: string;
+	created_at: string | Date;
+}
+
+const fromRecord = (record: PaymentRecord): Payment => ({
+	id: record.id,
+	orderId: record.order_id,
+	amount: Number(record.amount),
+	currency: "USD",
+	status: record.status,
+	cardLast4: record.card_last4,
+	createdAt: new Date(record.created_at).toISOString()
+});
+
 // --- Params -------------------------------------------------------------------------------------
 
 export interface CaptureParams {
@@ -138,11 +158,17 @@ const PaymentsService: ServiceSchema<PaymentsSettings, PaymentsMethods, DbVars<M
 						{ id: randomUUID(), orderId, userId, amount, status, cardLast4: lastFour(card), now: new Date() },
 						tx
 					);
-					return this.findPayment(orderId, tx);
+					const [payment] = await this.db.select<PaymentRecord>(
+						"SELECT id, order_id, amount, status, card_last4, created_at FROM payments WHERE order_id = :orderId",
+						{ orderId },
+						tx
+					);
+					return payment;
 				});
 				if (!row) throw invalidState("This order was voided and cannot be charged", { orderId });
-				this.logger.info(`Payment ${row.status} for order ${orderId}: ${row.amount} cents, card ending ${row.cardLast4}`);
-				return toPayment(row);
+				const payment = fromRecord(row);
+				this.logger.info(`Payment ${payment.status} for order ${orderId}: ${payment.amount} cents, card ending ${payment.cardLast4}`);
+				return payment;
 			}
 		},
 
