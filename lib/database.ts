@@ -23,10 +23,14 @@ export interface TxOptions {
 	transaction?: Transaction;
 }
 
-/** The part of node-sqlite3's Database the hot paths use. */
+/** The parts of node-sqlite3's Database and Statement the hot paths use. */
+interface SqliteStatement {
+	run(params: Record<string, unknown>, callback: (this: { changes: number }, err: Error | null) => void): void;
+	all(params: Record<string, unknown>, callback: (err: Error | null, rows: never[]) => void): void;
+	finalize(callback: () => void): void;
+}
 interface SqliteConnection {
-	run(sql: string, params: Record<string, unknown>, callback: (this: { changes: number }, err: Error | null) => void): void;
-	all(sql: string, params: Record<string, unknown>, callback: (err: Error | null, rows: never[]) => void): void;
+	prepare(sql: string): SqliteStatement;
 }
 
 type Job<T> = {
@@ -66,6 +70,8 @@ export class Database {
 	private readonly queue: Job<unknown>[] = [];
 	private draining = false;
 	private closing: Promise<void> | null = null;
+	/** Prepared once per SQL text on the writer connection (the hot statements are a handful of constants). */
+	private readonly statements = new Map<string, SqliteStatement>();
 
 	constructor(
 		url: string,
@@ -116,6 +122,9 @@ export class Database {
 	close(): Promise<void> {
 		this.closing ??= (async () => {
 			while (this.draining || this.queue.length > 0) await new Promise(resolve => setTimeout(resolve, 10));
+			// SQLite refuses to close a connection with statements still prepared on it.
+			await Promise.all([...this.statements.values()].map(statement => new Promise<void>(resolve => statement.finalize(resolve))));
+			this.statements.clear();
 			await this.sequelize.close();
 		})();
 		return this.closing;
@@ -156,9 +165,9 @@ export class Database {
 	 */
 	async execute(sql: string, params: Record<string, unknown>, tx: TxOptions): Promise<number> {
 		if (this.dialect === "postgres") return this.changeRows(sql, jsonParams(params), tx);
-		const connection = await this.rawConnection();
+		const statement = await this.prepared(sql);
 		return new Promise((resolve, reject) =>
-			connection.run(sql, this.sqliteParams(params), function (this: { changes: number }, err: Error | null) {
+			statement.run(this.sqliteParams(params), function (this: { changes: number }, err: Error | null) {
 				if (err) reject(err);
 				else resolve(this.changes);
 			})
@@ -168,16 +177,21 @@ export class Database {
 	/** Hot paths: a parameterised SELECT without the ORM; rows as plain objects with the columns' names. */
 	async select<Row extends object>(sql: string, params: Record<string, unknown>, tx: TxOptions = {}): Promise<Row[]> {
 		if (this.dialect === "postgres") return this.sequelize.query<Row>(sql, { replacements: jsonParams(params), type: QueryTypes.SELECT, ...tx });
-		const connection = await this.rawConnection();
+		const statement = await this.prepared(sql);
 		return new Promise((resolve, reject) =>
-			connection.all(sql, this.sqliteParams(params), (err: Error | null, rows: Row[]) => (err ? reject(err) : resolve(rows)))
+			statement.all(this.sqliteParams(params), (err: Error | null, rows: Row[]) => (err ? reject(err) : resolve(rows)))
 		);
 	}
 
-	/** Sequelize's own SQLite connection (the one the writer queue's transaction is open on). */
-	private rawConnection(): Promise<SqliteConnection> {
-		const manager = this.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<SqliteConnection> };
-		return manager.getConnection({});
+	/** A prepared statement on Sequelize's own SQLite connection (the one the writer queue's transaction is open on). */
+	private async prepared(sql: string): Promise<SqliteStatement> {
+		let statement = this.statements.get(sql);
+		if (!statement) {
+			const manager = this.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<SqliteConnection> };
+			statement = (await manager.getConnection({})).prepare(sql);
+			this.statements.set(sql, statement);
+		}
+		return statement;
 	}
 
 	private sqliteParams(params: Record<string, unknown>): Record<string, unknown> {
