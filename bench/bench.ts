@@ -135,11 +135,13 @@ async function compare(scenario: string, sides: Side[], options: { fixedRateOf?:
 			for (const [code, count] of Object.entries(result.statusCounts)) figures.statusCounts[code] = (figures.statusCounts[code] ?? 0) + count;
 		}
 	}
-	const base = sides[0].name;
-	for (const side of sides.slice(1)) {
-		const ratios = comparison.sides[side.name].rps.map((rps, i) => rps / comparison.sides[base].rps[i]);
-		comparison.ratios[`${side.name} / ${base}`] = { median: round2(median(ratios)), min: round2(Math.min(...ratios)), max: round2(Math.max(...ratios)) };
-	}
+	// Every later side against every earlier one, round by round (the rounds ran back to back).
+	sides.forEach((side, i) =>
+		sides.slice(0, i).forEach(base => {
+			const ratios = comparison.sides[side.name].rps.map((rps, round) => rps / comparison.sides[base.name].rps[round]);
+			comparison.ratios[`${side.name} / ${base.name}`] = { median: round2(median(ratios)), min: round2(Math.min(...ratios)), max: round2(Math.max(...ratios)) };
+		})
+	);
 	// p99 at a fixed arrival rate (half the measured maximum), so slow answers are not hidden by
 	// the load generator waiting for them (coordinated omission).
 	if (options.fixedRateOf) {
@@ -199,10 +201,12 @@ async function prepare(name: string, baseUrl: string, processes: ShopProcess[], 
 	return { name, baseUrl, processes: processes.map((p, i) => ({ name: nodeNames[i], pid: p.child.pid })), adminToken, buyers, productIds, initialStock, stop };
 }
 
-async function startSingle(): Promise<Shop> {
-	progress("starting the shop in one process");
-	const shop = await startShop({ env: commonEnv });
-	return prepare("single", shop.baseUrl, [shop], async () => void (await shop.stop()), ["shop"]);
+/** The shop in one process; `metrics: false` is the same shop with Moleculer's metrics off (METRICS_PORT=0), to show their cost. */
+async function startSingle(metrics = true): Promise<Shop> {
+	const name = metrics ? "single" : "single, no metrics";
+	progress(`starting the shop in one process${metrics ? "" : ", metrics off"}`);
+	const shop = await startShop({ env: { ...commonEnv, ...(metrics ? {} : { METRICS_PORT: "0" }) } });
+	return prepare(name, shop.baseUrl, [shop], async () => void (await shop.stop()), [metrics ? "shop" : "shop (no metrics)"]);
 }
 
 async function startCluster(nats: NatsServer): Promise<Shop> {
@@ -330,7 +334,8 @@ async function callOverhead(): Promise<Record<string, number>> {
 	results["direct function call"] = await measure(n => echo({ n }));
 	for (const [name, options] of [
 		["broker.call, default ServiceBroker", { logger: false }],
-		["broker.call, the project's broker", { ...projectOptions, logger: false, transporter: null, metrics: { enabled: true, reporter: [] } }]
+		["broker.call, the project's broker", { ...projectOptions, logger: false, transporter: null, metrics: { enabled: true, reporter: [] } }],
+		["broker.call, the project's, no metrics", { ...projectOptions, logger: false, transporter: null, metrics: { enabled: false } }]
 	] as Array<[string, BrokerOptions]>) {
 		const broker = new ServiceBroker(options);
 		broker.createService(schema);
@@ -347,8 +352,9 @@ async function main() {
 	const started = Date.now();
 	const nats = await startNats();
 	const single = await startSingle();
+	const unmetered = await startSingle(false);
 	const cluster = await startCluster(nats);
-	const stops: Array<() => unknown> = [() => single.stop(), () => cluster.stop(), () => nats.stop()];
+	const stops: Array<() => unknown> = [() => single.stop(), () => unmetered.stop(), () => cluster.stop(), () => nats.stop()];
 	let failed = false;
 	try {
 		const productPath = `/api/products/${single.productIds[0]}`;
@@ -358,11 +364,16 @@ async function main() {
 		const bare = await startBare(bytes);
 		stops.push(() => bare.stop());
 
-		const memoryBefore = Object.fromEntries([...single.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)]));
+		const memoryBefore = Object.fromEntries([...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)]));
 
 		const reads = await compare(
 			"GET /api/products/:id",
-			[getSide("bare", bare.url, productPath), getSide("single", single.baseUrl, productPath), getSide("cluster", cluster.baseUrl, clusterProductPath)],
+			[
+				getSide("bare", bare.url, productPath),
+				getSide("single", single.baseUrl, productPath),
+				getSide("cluster", cluster.baseUrl, clusterProductPath),
+				getSide("single, no metrics", unmetered.baseUrl, `/api/products/${unmetered.productIds[0]}`)
+			],
 			{ fixedRateOf: "single" }
 		);
 		const lists = await compare("GET /api/products?page=1&pageSize=20", [
@@ -370,7 +381,7 @@ async function main() {
 			getSide("single", single.baseUrl, listPath),
 			getSide("cluster", cluster.baseUrl, listPath)
 		]);
-		const orders = await compare("POST /api/orders", [orderSide(single), orderSide(cluster)], { fixedRateOf: "single" });
+		const orders = await compare("POST /api/orders", [orderSide(single), orderSide(cluster), orderSide(unmetered)], { fixedRateOf: "single" });
 
 		let soak: { seconds: number; rssMb: number[]; growthPercent: number } | undefined;
 		if (soakSeconds > 0) {
@@ -384,9 +395,9 @@ async function main() {
 			soak = { seconds: soakSeconds, rssMb: samples, growthPercent: round2(((settled[settled.length - 1] - settled[0]) / settled[0]) * 100) };
 		}
 
-		const memoryAfter = Object.fromEntries([...single.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)]));
+		const memoryAfter = Object.fromEntries([...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)]));
 		progress("checking the books");
-		const books = { single: await checkBooks(single), cluster: await checkBooks(cluster) };
+		const books = { single: await checkBooks(single), cluster: await checkBooks(cluster), "single, no metrics": await checkBooks(unmetered) };
 		progress("broker.call overhead");
 		const overhead = await callOverhead();
 
@@ -396,8 +407,9 @@ async function main() {
 		const file = path.join(ROOT, `bench/results/bench-${report.mode}-${report.date.replace(/[:.]/g, "-")}.json`);
 		writeFileSync(file, JSON.stringify(report, null, 2));
 		console.log(`\nJSON: ${path.relative(ROOT, file)}`);
-		failed = books.single.problems.length > 0 || books.cluster.problems.length > 0;
-		if (failed) console.error(`THE BOOKS DO NOT BALANCE:\n${[...books.single.problems, ...books.cluster.problems].slice(0, 20).join("\n")}`);
+		const problems = Object.values(books).flatMap(book => book.problems);
+		failed = problems.length > 0;
+		if (failed) console.error(`THE BOOKS DO NOT BALANCE:\n${problems.slice(0, 20).join("\n")}`);
 	} finally {
 		for (const stop of stops.reverse()) await stop();
 	}
@@ -434,7 +446,7 @@ function printReport(report: {
 	for (const row of rows) console.log(row.map((cell, col) => cell.padEnd(widths[col])).join("  "));
 	console.log("\nRatios (median of rounds, min-max):");
 	for (const comparison of [report.reads, report.lists, report.orders]) {
-		for (const [name, ratio] of Object.entries(comparison.ratios)) console.log(`  ${comparison.scenario.padEnd(38)} ${name.padEnd(18)} ${ratio.median} (${ratio.min}-${ratio.max})`);
+		for (const [name, ratio] of Object.entries(comparison.ratios)) console.log(`  ${comparison.scenario.padEnd(38)} ${name.padEnd(34)} ${ratio.median} (${ratio.min}-${ratio.max})`);
 	}
 	console.log("\nbroker.call overhead (calls/s, awaited one after another):");
 	const direct = report.overhead["direct function call"];
