@@ -39,7 +39,11 @@ export const AuthMixin: Partial<ServiceSchema> = {
 				if (req.headers.authorization != null) throw unauthorized("The Authorization header must be 'Bearer <token>'");
 				return null;
 			}
-			return ctx.call<AuthUser, { token: string }>("users.resolveToken", { token });
+			// A token resolveToken's schema refuses (e.g. over its length limit) is a bad token: 401, not 422.
+			return ctx.call<AuthUser, { token: string }>("users.resolveToken", { token }).catch((err: unknown) => {
+				if ((err as { code?: unknown } | null)?.code === 422) throw unauthorized("Invalid or expired token");
+				throw err;
+			});
 		},
 
 		/** Checks the action's `auth` requirement against the resolved caller. */

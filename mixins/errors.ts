@@ -122,6 +122,11 @@ export function toErrorBody(err: unknown, action?: string): ErrorBody {
 		return { name: status === 413 ? "PayloadTooLarge" : "InvalidRequestBodyError", message, code: status, type: TYPE_BY_STATUS[status], data: null };
 	}
 
+	// A compressed body that does not inflate: zlib's error code (Z_DATA_ERROR, ...) reaches us as moleculer-web's error code.
+	if (typeof e.code === "string" && /^Z_[A-Z_]+$/.test(e.code)) {
+		return { name: "InvalidRequestBodyError", message: "The request body could not be decompressed", code: 400, type: ErrorType.INVALID_REQUEST_BODY, data: null };
+	}
+
 	if (UNAVAILABLE_ERRORS.has(name) || (err instanceof MoleculerError && err.code === 503)) {
 		const failedAction = (e.data as { action?: unknown } | undefined)?.action ?? action;
 		const service = typeof failedAction === "string" ? failedAction.split(".")[0] : null;

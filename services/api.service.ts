@@ -35,12 +35,30 @@ const aliases = restAliases([
 const aliasTable = (filter: (action: string) => boolean) =>
 	Object.fromEntries(aliases.filter(alias => filter(alias.action)).map(alias => [alias.route, alias.action]));
 
+/** A UTF-16 code unit of a surrogate pair without its other half: not Unicode text. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Applied to every JSON body as it is parsed. Drops `__proto__` keys: moleculer-web merges the body
+ * into the params with Object.assign, which would make one the params' prototype, and the validator
+ * would then accept fields that were never sent. Refuses (400) strings with a lone surrogate: stored
+ * as UTF-8 they silently become U+FFFD, so the answer would not be what is stored, and two different
+ * passwords would hash alike.
+ */
+function jsonReviver(key: string, value: unknown): unknown {
+	if (key === "__proto__") return undefined;
+	if (LONE_SURROGATE.test(key) || (typeof value === "string" && LONE_SURROGATE.test(value))) {
+		throw new SyntaxError("The request body has a string with an unpaired UTF-16 surrogate");
+	}
+	return value;
+}
+
 const commonRoute: ApiRouteSchema = {
 	path: "/",
 	mappingPolicy: "restrict",
 	authentication: true,
 	authorization: true,
-	bodyParsers: { json: { strict: true, limit: "1mb" }, urlencoded: false },
+	bodyParsers: { json: { strict: true, limit: "1mb", reviver: jsonReviver }, urlencoded: false },
 	// Gateway → service calls fail over to another node on retryable errors (see moleculer.config.ts).
 	callOptions: {},
 	onBeforeCall(ctx: Context<unknown, ShopMeta>, _route: unknown, req: IncomingRequest) {

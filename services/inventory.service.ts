@@ -187,9 +187,10 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 				$$strict: "remove"
 			},
 			async handler(ctx: Context<CreateParams, ShopMeta>): Promise<Product> {
-				const { sku, name, description = "", price, stock } = ctx.params;
+				// An optional field sent as null passes the validator: it means "not given".
+				const { sku, name, description, price, stock } = ctx.params;
 				const row = await this.db
-					.transaction(tx => this.models.Product.create({ id: randomUUID(), sku, name, description, price, stock }, tx))
+					.transaction(tx => this.models.Product.create({ id: randomUUID(), sku, name, description: description ?? "", price, stock }, tx))
 					.catch((err: unknown) => {
 						if (err instanceof UniqueConstraintError) throw alreadyExists(`A product with sku '${sku}' already exists`, { field: "sku", sku });
 						throw err;
@@ -212,7 +213,9 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 				$$strict: "remove"
 			},
 			async handler(ctx: Context<UpdateParams>): Promise<Product> {
-				const { id, ...changes } = ctx.params;
+				const { id, ...given } = ctx.params;
+				// An optional field sent as null passes the validator: it means "not given" (the columns are NOT NULL).
+				const changes = Object.fromEntries(Object.entries(given).filter(([, value]) => value != null));
 				const row = await this.db.transaction(async tx => {
 					const product = await this.models.Product.findByPk(id, tx);
 					if (!product) throw notFound("Product", { id });
