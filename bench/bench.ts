@@ -18,6 +18,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { ServiceBroker, type BrokerOptions } from "moleculer";
 import projectOptions from "../moleculer.config";
+import { auditBooks } from "../scripts/books";
 import { startNats, type NatsServer } from "../scripts/nats-server";
 import { APPROVED_CARD, client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../scripts/shop-process";
 
@@ -272,49 +273,10 @@ function orderSide(shop: Shop): Side {
 	};
 }
 
-/** The contract's invariants, checked through the API only. Returns the problems found. */
+/** The books of one shop after the load: every order settled within a minute, invariants kept. */
 async function checkBooks(shop: Shop): Promise<{ orders: number; problems: string[] }> {
-	const api = client(shop.baseUrl);
-	const token = shop.adminToken;
-	// Let anything still pending settle first (it must, by itself).
-	const orders: Array<{ id: string; status: string; total: number; items: Array<{ productId: string; quantity: number }> }> = [];
-	for (let attempt = 0; attempt < 60; attempt++) {
-		orders.length = 0;
-		for (let page = 1; ; page++) {
-			const res = await api.get(`/api/orders?page=${page}&pageSize=100`, { token });
-			orders.push(...res.body.rows);
-			if (page >= res.body.totalPages) break;
-		}
-		if (orders.every(order => order.status !== "pending")) break;
-		await new Promise(resolve => setTimeout(resolve, 1000));
-	}
-	const problems: string[] = [];
-	const held = new Map<string, number>();
-	for (const order of orders) {
-		if (order.status === "cancelled") continue;
-		for (const item of order.items) held.set(item.productId, (held.get(item.productId) ?? 0) + item.quantity);
-	}
-	for (const [productId, initial] of shop.initialStock) {
-		const product = (await api.get(`/api/products/${productId}`)).body as { stock: number };
-		if (product.stock < 0) problems.push(`product ${productId}: negative stock ${product.stock}`);
-		if (product.stock + (held.get(productId) ?? 0) !== initial) {
-			problems.push(`product ${productId}: stock ${product.stock} + held ${held.get(productId) ?? 0} != initial ${initial}`);
-		}
-	}
-	for (let i = 0; i < orders.length; i += 32) {
-		await Promise.all(
-			orders.slice(i, i + 32).map(async order => {
-				const payments = (await api.get(`/api/payments?orderId=${order.id}`, { token })).body.rows as Array<{ status: string; amount: number }>;
-				const captured = payments.filter(payment => payment.status === "captured");
-				if (order.status === "confirmed" && (captured.length !== 1 || captured[0].amount !== order.total)) {
-					problems.push(`order ${order.id}: confirmed with ${captured.length} captured payment(s)`);
-				}
-				if (order.status === "cancelled" && captured.length > 0) problems.push(`order ${order.id}: cancelled but still captured`);
-				if (order.status === "pending") problems.push(`order ${order.id}: still pending`);
-			})
-		);
-	}
-	return { orders: orders.length, problems };
+	const books = await auditBooks({ baseUrl: shop.baseUrl, adminToken: shop.adminToken, expectedStock: shop.initialStock, settleWithinMs: 60_000 });
+	return { orders: books.orders.length, problems: books.problems };
 }
 
 /** broker.call through the project's broker settings, a default broker, and a plain function call. */
