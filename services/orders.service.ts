@@ -144,7 +144,7 @@ interface OrdersMethods {
 	advance(ctx: Context, row: OrderRow, card: string): Promise<Outcome>;
 	resolveWithoutCard(ctx: Context, row: OrderRow): Promise<Outcome>;
 	compensate(ctx: Context, row: OrderRow, reason: CancelReason): Promise<Outcome>;
-	markCancelling(row: OrderRow, reason: CancelReason): Promise<OrderRow>;
+	claimCancellation(orderId: string, reason: CancelReason): Promise<boolean>;
 	finish(row: OrderRow, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<OrderRow>;
 	recordFirstResponse(row: OrderRow, status: number): Promise<void>;
 	reload(row: OrderRow): Promise<OrderRow>;
@@ -157,9 +157,6 @@ interface OrdersMethods {
 }
 
 type OrdersThis = Service<OrdersSettings> & OrdersMethods & OrdersVars;
-
-/** Cancels running in this process, by order id (see the `cancel` action). */
-const cancelsInProgress = new Map<string, Promise<unknown>>();
 
 const isType = (err: unknown, type: string) => (err as { type?: unknown } | null)?.type === type;
 
@@ -315,25 +312,13 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				const found = await this.findVisible(ctx.params.id, ctx);
 				// Let a create still running in this process finish first: cancel what it produced.
 				await this.inFlight.get(found.id)?.catch(() => undefined);
-				// Cancels of one order in this process run one after the other: exactly one answers 200,
-				// the others find it cancelled (409), as if they had been sent one by one.
-				for (let running = cancelsInProgress.get(found.id); running; running = cancelsInProgress.get(found.id)) {
-					await running.catch(() => undefined);
+				// One request wins the cancellation, on any orders node; the others answer 409 as if they
+				// had come after it.
+				if (!(await this.claimCancellation(found.id, "cancelled_by_user"))) {
+					throw invalidState("The order is already cancelled", { id: found.id });
 				}
-				const cancelling = (async (): Promise<Outcome> => {
-					let row = await this.reload(found);
-					if (row.status === "cancelled") throw invalidState("The order is already cancelled", { id: row.id, status: row.status });
-					this.cardRetries.delete(row.id);
-					row = await this.markCancelling(row, "cancelled_by_user");
-					return this.compensate(ctx, row, "cancelled_by_user");
-				})();
-				cancelsInProgress.set(found.id, cancelling);
-				let outcome: Outcome;
-				try {
-					outcome = await cancelling;
-				} finally {
-					if (cancelsInProgress.get(found.id) === cancelling) cancelsInProgress.delete(found.id);
-				}
+				this.cardRetries.delete(found.id);
+				const outcome = await this.compensate(ctx, await this.reload(found), "cancelled_by_user");
 				if (outcome.error) throw outcome.error;
 				return toOrder(outcome.row);
 			}
@@ -433,12 +418,19 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			return { row: await this.finish(row, "cancelled", reason) };
 		},
 
-		/** Records the decision to cancel before anything is given back, so a crash cannot forget it. */
-		async markCancelling(row: OrderRow, reason: CancelReason): Promise<OrderRow> {
-			await this.db.write(tx =>
-				this.models.Order.update({ cancelReason: reason }, { where: { id: row.id, status: { [Op.ne]: "cancelled" } }, ...tx })
+		/**
+		 * Records the decision to cancel before anything is given back, so a crash cannot forget it.
+		 * True for the one caller that records it; false when the order is cancelled or being cancelled.
+		 */
+		async claimCancellation(orderId: string, reason: CancelReason): Promise<boolean> {
+			const claimed = await this.db.write(tx =>
+				this.db.execute(
+					"UPDATE orders SET cancel_reason = :reason WHERE id = :orderId AND status <> 'cancelled' AND cancel_reason IS NULL",
+					{ orderId, reason },
+					tx
+				)
 			);
-			return this.reload(row);
+			return claimed === 1;
 		},
 
 		/**
@@ -454,7 +446,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			const changed = await this.db.write(tx =>
 				this.db.execute(
 					`UPDATE orders SET status = :status, cancel_reason = :reason, updated_at = :updatedAt, first_response = COALESCE(first_response, :firstResponse)
-					 WHERE id = :id AND status IN (${from.map(state => `'${state}'`).join(", ")})`,
+					 WHERE id = :id AND status IN (${from.map(state => `'${state}'`).join(", ")})${status === "confirmed" ? " AND cancel_reason IS NULL" : ""}`,
 					{ id: row.id, status, reason, updatedAt, firstResponse },
 					tx
 				)
