@@ -9,8 +9,8 @@
  * SQLITE_BUSY floods (see shared/STACK.md). Instead, writes in one process go through a single
  * queue on the one default connection: the queue takes every job waiting, opens one
  * `BEGIN IMMEDIATE` transaction, runs each job inside its own SAVEPOINT (so one job's failure rolls
- * back only that job; a job of a single statement needs none), and commits them together. Callers are answered only after the COMMIT, so
- * nothing is announced before it is durable. Across processes sharing a file, `BEGIN IMMEDIATE`
+ * back only that job; a job of a single statement needs none), and commits them together. Callers
+ * are answered only after the COMMIT, so nothing is announced before it is durable. Across processes sharing a file, `BEGIN IMMEDIATE`
  * with a busy timeout serialises the writers.
  */
 import { Op, QueryTypes, Sequelize, Transaction, UniqueConstraintError, type QueryOptions, type WhereOptions } from "sequelize";
@@ -110,11 +110,18 @@ export class Database {
 				await this.sequelize.sync();
 			});
 		} else {
-			await this.sequelize.transaction(async transaction => {
-				// One advisory lock per database: concurrent starts create the tables one after the other.
-				await this.sequelize.query("SELECT pg_advisory_xact_lock(7340121)", { transaction });
-				await this.sequelize.sync({ transaction } as Parameters<Sequelize["sync"]>[0]);
-			});
+			// Two nodes creating the same tables at once: the loser's CREATE fails on PostgreSQL's
+			// catalogue; by the next attempt the tables exist and sync has nothing left to do.
+			for (let attempt = 1; ; attempt++) {
+				try {
+					await this.sequelize.sync();
+					break;
+				} catch (err) {
+					if (attempt >= 3) throw err;
+					this.logger.warn(`Creating tables raced with another node (${(err as Error).message}); trying again`);
+					await new Promise(resolve => setTimeout(resolve, 200 * attempt));
+				}
+			}
 		}
 	}
 

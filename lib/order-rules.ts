@@ -1,5 +1,5 @@
 /** The order rules that need no service: lines, totals, and what a client is answered. */
-import type { CancelReason, OrderItem, OrderStatus, Product, StockLine } from "./types";
+import type { CancelReason, OrderItem, OrderStatus, ProductPrice, StockLine } from "./types";
 
 /** Lines of the same product are one line: a client may list a product twice. */
 export function mergeLines(lines: StockLine[]): StockLine[] {
@@ -9,7 +9,7 @@ export function mergeLines(lines: StockLine[]): StockLine[] {
 }
 
 /** Prices come from the catalogue at the time of the order, never from the client. */
-export function priceLines(lines: StockLine[], products: Product[]): { items: OrderItem[]; missing: string[] } {
+export function priceLines(lines: StockLine[], products: ProductPrice[]): { items: OrderItem[]; missing: string[] } {
 	const byId = new Map(products.map(product => [product.id, product]));
 	const missing = lines.filter(line => !byId.has(line.productId)).map(line => line.productId);
 	const items = lines

@@ -40,6 +40,9 @@ export interface Product {
 	updatedAt: string;
 }
 
+/** What an order needs of a product: `inventory.getMany`'s answer. */
+export type ProductPrice = Pick<Product, "id" | "sku" | "name" | "price">;
+
 export interface Page<T> {
 	rows: T[];
 	total: number;

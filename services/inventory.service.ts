@@ -13,7 +13,7 @@ import { DataTypes, Model, Op, UniqueConstraintError, type Sequelize, type Where
 import { shopConfig } from "../lib/config";
 import type { TxOptions } from "../lib/database";
 import { DEMO_PRODUCTS } from "../lib/demo-catalogue";
-import type { Page, Product, ShopMeta, StockLine } from "../lib/types";
+import type { Page, Product, ProductPrice, ShopMeta, StockLine } from "../lib/types";
 import { createDbMixin, type DbVars } from "../mixins/db.mixin";
 import { alreadyExists, invalidState, notFound, outOfStock } from "../mixins/errors";
 
@@ -259,9 +259,14 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 		getMany: {
 			visibility: "public",
 			params: { ids: { type: "array", items: idRule, min: 1, max: 100 } },
-			async handler(ctx: Context<{ ids: string[] }>): Promise<Product[]> {
-				const rows = await this.models.Product.findAll({ where: { id: ctx.params.ids } });
-				return rows.map(toProduct);
+			async handler(ctx: Context<{ ids: string[] }>): Promise<ProductPrice[]> {
+				// On every order's path: a plain SELECT, one placeholder per id.
+				const ids = Object.fromEntries(ctx.params.ids.map((id, i) => [`id${i}`, id]));
+				const rows = await this.db.select<ProductPrice>(
+					`SELECT id, sku, name, price FROM products WHERE id IN (${Object.keys(ids).map(name => `:${name}`).join(", ")})`,
+					ids
+				);
+				return rows.map(row => ({ ...row, price: Number(row.price) }));
 			}
 		},
 

@@ -19,7 +19,7 @@ import { DataTypes, Model, Op, type Sequelize } from "sequelize";
 import { isValidCardNumber } from "../lib/cards";
 import { shopConfig } from "../lib/config";
 import { answerStatus, mergeLines, orderTotal, priceLines } from "../lib/order-rules";
-import type { CancelReason, Order, OrderItem, OrderStatus, Page, Payment, Product, ShopMeta, StockLine } from "../lib/types";
+import type { CancelReason, Order, OrderItem, OrderStatus, Page, Payment, ProductPrice, ShopMeta, StockLine } from "../lib/types";
 import { isUniqueViolation } from "../lib/database";
 import { createDbMixin, type DbVars } from "../mixins/db.mixin";
 import { ErrorType, invalidState, notFound, outOfStock, paymentDeclined, validationError } from "../mixins/errors";
@@ -212,7 +212,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				}
 
 				const lines = mergeLines(ctx.params.items);
-				const products = await ctx.call<Product[], { ids: string[] }>(
+				const products = await ctx.call<ProductPrice[], { ids: string[] }>(
 					"inventory.getMany",
 					{ ids: lines.map(line => line.productId) },
 					{ timeout: this.settings.stepTimeoutMs }

@@ -95,6 +95,20 @@ describe("the shop on NATS", () => {
 		expect(first + second).toBe(10);
 	});
 
+	it("cleans the catalogue cache of every inventory node when stock changes", async () => {
+		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const productId = [...initialStock.keys()][2];
+		// Both inventory nodes answer (round robin) and cache the product.
+		const before = await Promise.all(Array.from({ length: 6 }, () => gateway.get(`/api/products/${productId}`)));
+		const stock = before[0].body.stock as number;
+		expect(before.map(res => res.body.stock)).toEqual(Array(6).fill(stock));
+		expect((await placeOrder(buyer.token, productId, 3)).status).toBe(201);
+		// The product.updated event crosses NATS to the other inventory node within moments.
+		await new Promise(resolve => setTimeout(resolve, 300));
+		const after = await Promise.all(Array.from({ length: 6 }, () => gateway.get(`/api/products/${productId}`)));
+		expect(after.map(res => res.body.stock)).toEqual(Array(6).fill(stock - 3));
+	});
+
 	describe("with every payments node killed", () => {
 		const pendingIds: string[] = [];
 		let buyer: { token: string };
