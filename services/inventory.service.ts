@@ -76,6 +76,8 @@ const toProduct = (row: ProductRow): Product => ({
 	updatedAt: row.updatedAt.toISOString()
 });
 
+const byProductId = (lines: StockLine[]) => [...lines].sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
+
 // --- Params -------------------------------------------------------------------------------------
 
 export interface ListParams {
@@ -294,7 +296,8 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 						return existing.status;
 					}
 					const short: Array<{ productId: string; requested: number; available: number }> = [];
-					for (const { productId, quantity } of items) {
+					// Rows locked in one order (by id) in every transaction: no deadlock between two orders on PostgreSQL.
+					for (const { productId, quantity } of byProductId(items)) {
 						const taken = await this.db.execute(
 							"UPDATE products SET stock = stock - :quantity, updated_at = :now WHERE id = :productId AND stock >= :quantity",
 							{ productId, quantity, now: new Date() },
@@ -352,7 +355,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 						return [];
 					}
 					if (hold.status === "released") return [];
-					for (const { productId, quantity } of hold.lines) {
+					for (const { productId, quantity } of byProductId(hold.lines)) {
 						await this.db.execute(
 							"UPDATE products SET stock = stock + :quantity, updated_at = :now WHERE id = :productId",
 							{ productId, quantity, now: new Date() },
