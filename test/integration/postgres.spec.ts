@@ -1,0 +1,82 @@
+/**
+ * The shop on PostgreSQL (`<SERVICE>_DB=postgres://...`) instead of its embedded SQLite files: the
+ * same contract, including concurrent buyers, cancellation, idempotency and the invariants.
+ */
+import { auditBooks } from "../../scripts/books";
+import { startPostgres, type PostgresServer } from "../support/postgres";
+import { APPROVED_CARD, DECLINED_CARD, client, loginAs, registerUser, startShop, type ShopProcess } from "../support/shop";
+
+const ADMIN = { email: "admin@pg.test", password: "admin-password-pg" };
+
+describe("the shop on PostgreSQL", () => {
+	let postgres: PostgresServer;
+	let shop: ShopProcess;
+	let api: ReturnType<typeof client>;
+	let adminToken: string;
+
+	beforeAll(async () => {
+		postgres = await startPostgres();
+		const urls = await Promise.all(["users", "inventory", "orders", "payments"].map(name => postgres.createDatabase(`shop_${name}`)));
+		shop = await startShop({
+			env: {
+				USERS_DB: urls[0],
+				INVENTORY_DB: urls[1],
+				ORDERS_DB: urls[2],
+				PAYMENTS_DB: urls[3],
+				ADMIN_EMAIL: ADMIN.email,
+				ADMIN_PASSWORD: ADMIN.password,
+				LOGIN_RATE_LIMIT: "1000"
+			}
+		});
+		api = client(shop.baseUrl);
+		adminToken = await loginAs(shop.baseUrl, ADMIN.email, ADMIN.password);
+	});
+
+	afterAll(async () => {
+		await shop?.stop();
+		await postgres?.stop();
+	});
+
+	it("seeds and searches the catalogue", async () => {
+		const all = await api.get("/api/products?pageSize=100");
+		expect(all.body.total).toBe(6);
+		const found = await api.get("/api/products?search=MUG");
+		expect(found.body.rows.map((p: { sku: string }) => p.sku)).toEqual(["MUG-001"]);
+	});
+
+	it("sells exactly the stock to concurrent buyers, keeps cancellations and idempotency, and balances the books", async () => {
+		const product = (await api.post("/api/products", { sku: "PG-1", name: "Postgres product", price: 500, stock: 10 }, { token: adminToken })).body;
+		expect((await api.post(`/api/products/${product.id}/restock`, { quantity: 5 }, { token: adminToken })).body.stock).toBe(15);
+		const buyers = await Promise.all(Array.from({ length: 20 }, () => registerUser(shop.baseUrl)));
+		const answers = await Promise.all(
+			buyers.map(buyer => api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_CARD } }, { token: buyer.token }))
+		);
+		const confirmed = answers.filter(res => res.status === 201);
+		expect(confirmed).toHaveLength(15);
+		expect(answers.filter(res => res.status === 409).map(res => res.body.type)).toEqual(Array(5).fill("OUT_OF_STOCK"));
+		expect((await api.get(`/api/products/${product.id}`)).body.stock).toBe(0);
+		const cancelled = confirmed[0].body.id as string;
+		const owner = buyers[answers.indexOf(confirmed[0])];
+		expect((await api.post(`/api/orders/${cancelled}/cancel`, {}, { token: owner.token })).status).toBe(200);
+		expect((await api.post(`/api/orders/${cancelled}/cancel`, {}, { token: owner.token })).status).toBe(409);
+		expect((await api.get(`/api/payments?orderId=${cancelled}`, { token: owner.token })).body.rows.map((p: { status: string }) => p.status)).toEqual(["refunded"]);
+		expect((await api.get(`/api/products/${product.id}`)).body.stock).toBe(1);
+
+		const declined = await api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: DECLINED_CARD } }, { token: buyers[0].token });
+		expect(declined.status).toBe(402);
+		expect((await api.get(`/api/products/${product.id}`)).body.stock).toBe(1);
+
+		const headers = { "idempotency-key": "pg-once" };
+		const [first, second] = await Promise.all([
+			api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_CARD } }, { token: owner.token, headers }),
+			api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_CARD } }, { token: owner.token, headers })
+		]);
+		expect(first.status).toBe(201);
+		expect(second.status).toBe(201);
+		expect(second.body.id).toBe(first.body.id);
+
+		const books = await auditBooks({ baseUrl: shop.baseUrl, adminToken, expectedStock: new Map([[product.id, 15]]), settleWithinMs: 10_000 });
+		expect(books.problems).toEqual([]);
+		expect(books.orders.filter(order => order.status === "confirmed")).toHaveLength(15);
+	});
+});
