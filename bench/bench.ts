@@ -19,6 +19,7 @@ import autocannon from "autocannon";
 import { ServiceBroker, type BrokerOptions } from "moleculer";
 import projectOptions from "../moleculer.config";
 import { auditBooks } from "../scripts/books";
+import { seededRandom } from "../scripts/prng";
 import { startNats, type NatsServer } from "../scripts/nats-server";
 import { APPROVED_CARD, client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../scripts/shop-process";
 
@@ -36,17 +37,7 @@ const SEED = 20261125;
 
 // --- Small helpers ------------------------------------------------------------------------------
 
-/** A seeded PRNG (mulberry32): the same data set and the same order mix every run. */
-function random(seed: number) {
-	let state = seed >>> 0;
-	return () => {
-		state = (state + 0x6d2b79f5) >>> 0;
-		let t = state;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+const random = seededRandom;
 
 const median = (values: number[]) => {
 	const sorted = [...values].sort((a, b) => a - b);
