@@ -6,7 +6,7 @@
 import { APPROVED_CARD, client, DECLINED_CARD, eventually, registerUser, startShop, type ApiAnswer, type ShopProcess } from "../support/shop";
 import { auditBooks } from "../../scripts/books";
 import { seededRandom } from "../../scripts/prng";
-import { ADMIN_ENV, adminToken, allOrders, createProduct, errorShapeProblems, expectStatus, getProduct, mapLimit, paymentsOf, placeOrder, unique, type Client, type Line, type ProductBody } from "./helpers";
+import { ADMIN_ENV, adminToken, allOrders, createProduct, errorShapeProblems, expectStatus, mapLimit, paymentsOf, placeOrder, unique, type Client, type Line, type ProductBody } from "./helpers";
 
 /** Deterministic, so a failing run can be replayed with INVARIANTS_SEED. */
 const prng = seededRandom;
