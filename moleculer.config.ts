@@ -82,7 +82,8 @@ const brokerConfig: BrokerOptions = {
 	bulkhead: { enabled: false },
 
 	// Catalogue reads are cached where they are served; product changes clean it on every node.
-	cacher: { type: "Memory", options: { ttl: 30, clone: false } },
+	// maxParamsLength: long keys (access tokens) are hashed, so no token appears in a cache key or its log line.
+	cacher: { type: "Memory", options: { ttl: 30, clone: false, maxParamsLength: 60 } },
 
 	validator: true,
 

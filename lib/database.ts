@@ -222,6 +222,15 @@ export class Database {
 		throw new Error(`Unexpected result of an UPDATE on ${this.dialect}: ${JSON.stringify(result)}`);
 	}
 
+	/**
+	 * Inside a transaction: waits until no other transaction holds `key`, and holds it until commit.
+	 * PostgreSQL needs it where two transactions would each check one table and write another;
+	 * SQLite's writers already run one at a time.
+	 */
+	async serializeOn(key: string, tx: TxOptions): Promise<void> {
+		if (this.dialect === "postgres") await this.sequelize.query("SELECT pg_advisory_xact_lock(hashtext(:key))", { replacements: { key }, ...tx });
+	}
+
 	/** A case-insensitive "contains" condition on a column; the text is a bound value, never a pattern. */
 	containsText(column: string, text: string): WhereOptions {
 		const position = this.dialect === "postgres" ? "strpos" : "instr";

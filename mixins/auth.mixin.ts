@@ -33,7 +33,9 @@ function bearerToken(req: IncomingRequest): string | null {
 export const AuthMixin: Partial<ServiceSchema> = {
 	methods: {
 		/** Resolves the caller from the Bearer token; an absent token is an anonymous call, a bad one a 401. */
-		async authenticate(this: Service, ctx: Context<unknown, ShopMeta>, _route: Route, req: IncomingRequest): Promise<AuthUser | null> {
+		async authenticate(this: Service, ctx: Context<unknown, ShopMeta>, _route: Route, req: GatewayRequest): Promise<AuthUser | null> {
+			// Public calls never depend on the users service, whatever headers they carry.
+			if (!req.$action?.auth) return null;
 			const token = bearerToken(req);
 			if (token == null) {
 				if (req.headers.authorization != null) throw unauthorized("The Authorization header must be 'Bearer <token>'");

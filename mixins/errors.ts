@@ -73,6 +73,7 @@ const UNAVAILABLE_ERRORS = new Set([
 	"ServiceNotFoundError",
 	"ServiceNotAvailableError",
 	"RequestTimeoutError",
+	"RequestSkippedError",
 	"RequestRejectedError",
 	"QueueIsFullError",
 	"ServiceUnavailableError",
@@ -143,7 +144,6 @@ export function toErrorBody(err: unknown, action?: string): ErrorBody {
 	if (code >= 400 && code < 500) {
 		const type = TYPE_BY_STATUS[code] ?? (typeof e.type === "string" ? e.type : "CLIENT_ERROR");
 		const data = code === 422 ? validationDetails(e.data) : (e.data ?? null);
-		// moleculer-web's own 401/403 say only "Unauthorized"/"Forbidden"; keep services' clearer words.
 		const message = typeof e.message === "string" && e.message !== "" ? e.message : "Request failed";
 		return { name, message, code, type, data };
 	}

@@ -59,8 +59,6 @@ const commonRoute: ApiRouteSchema = {
 	authentication: true,
 	authorization: true,
 	bodyParsers: { json: { strict: true, limit: "1mb", reviver: jsonReviver }, urlencoded: false },
-	// Gateway → service calls fail over to another node on retryable errors (see moleculer.config.ts).
-	callOptions: {},
 	onBeforeCall(ctx: Context<unknown, ShopMeta>, _route: unknown, req: IncomingRequest) {
 		const key = req.headers["idempotency-key"];
 		if (typeof key === "string") ctx.meta.idempotencyKey = key;
@@ -83,6 +81,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		log4XXResponses: false,
 		logRequest: "debug",
 		logResponse: "debug",
+		// Never: request params carry card numbers and passwords, answers carry tokens.
+		logRequestParams: null,
+		logResponseData: null,
 		routes: [
 			{
 				...commonRoute,
@@ -126,7 +127,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		 * services are retried, one by one, by the broker's retry policy.
 		 */
 		rest: {
-			retryPolicy: { enabled: false }
+			retryPolicy: { enabled: false },
+			// No timeout of its own: each call it makes has its action's timeout (orders.create's is longer).
+			timeout: 0
 		},
 
 		health: {

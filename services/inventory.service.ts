@@ -8,7 +8,7 @@
  * for an order that was already given up.
  */
 import { randomUUID } from "node:crypto";
-import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { DataTypes, Model, Op, UniqueConstraintError, type Sequelize, type WhereOptions } from "sequelize";
 import { shopConfig } from "../lib/config";
 import type { TxOptions } from "../lib/database";
@@ -128,7 +128,6 @@ interface InventoryMethods {
 	seedDemoCatalogue(): Promise<void>;
 }
 
-type InventoryThis = Service<InventorySettings> & InventoryMethods & DbVars<Models>;
 
 interface InventorySettings extends ServiceSettingSchema {
 	rest: string;
@@ -349,21 +348,28 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 			async handler(ctx: Context<OrderIdParams>): Promise<{ orderId: string; status: HoldStatus }> {
 				const { orderId } = ctx.params;
 				const releasedLines = await this.db.transaction(async (tx: TxOptions) => {
-					const hold = await this.models.Hold.findByPk(orderId, tx);
-					if (!hold) {
-						await this.models.Hold.create({ orderId, status: "released", lines: [] }, tx);
-						return [];
-					}
-					if (hold.status === "released") return [];
-					for (const { productId, quantity } of byProductId(hold.lines)) {
+					const now = new Date();
+					// The one release that flips the hold gives the stock back: a concurrent second one
+					// (another node, PostgreSQL) waits on the row and then changes nothing.
+					const flipped = await this.db.execute(
+						"UPDATE holds SET status = 'released', updated_at = :now WHERE order_id = :orderId AND status <> 'released'",
+						{ orderId, now },
+						tx
+					);
+					if (flipped === 0) {
+						// No hold yet: leave a released one, so that a late reserve takes nothing.
 						await this.db.execute(
-							"UPDATE products SET stock = stock + :quantity, updated_at = :now WHERE id = :productId",
-							{ productId, quantity, now: new Date() },
+							"INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES (:orderId, 'released', :lines, :now, :now) ON CONFLICT (order_id) DO NOTHING",
+							{ orderId, lines: [], now },
 							tx
 						);
+						return [];
 					}
-					await hold.update({ status: "released" }, tx);
-					return hold.lines;
+					const hold = await this.models.Hold.findByPk(orderId, tx);
+					for (const { productId, quantity } of byProductId(hold!.lines)) {
+						await this.db.execute("UPDATE products SET stock = stock + :quantity, updated_at = :now WHERE id = :productId", { productId, quantity, now }, tx);
+					}
+					return hold!.lines;
 				});
 				if (releasedLines.length > 0) this.productsChanged(releasedLines.map(line => line.productId));
 				return { orderId, status: "released" };

@@ -14,7 +14,7 @@
  * committing or releasing its stock. The settle loop runs every second and at start.
  */
 import { randomUUID } from "node:crypto";
-import type { Context, Errors, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, Errors, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { DataTypes, Model, Op, type Sequelize } from "sequelize";
 import { isValidCardNumber } from "../lib/cards";
 import { shopConfig } from "../lib/config";
@@ -156,7 +156,6 @@ interface OrdersMethods {
 	attend(orderId: string): Promise<void>;
 }
 
-type OrdersThis = Service<OrdersSettings> & OrdersMethods & OrdersVars;
 
 const isType = (err: unknown, type: string) => (err as { type?: unknown } | null)?.type === type;
 
@@ -169,10 +168,8 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 		settleIntervalMs: 1000,
 		cardRetryLimitMs: 10 * 60 * 1000,
 		orphanAfterMs: 30 * 1000,
-		stepTimeoutMs: 2000
+		stepTimeoutMs: 1500
 	},
-
-	dependencies: [],
 
 	actions: {
 		create: {
@@ -181,6 +178,8 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			// Not retried by the broker: a retry after a lost answer would make a second order.
 			// Clients that retry send an Idempotency-Key.
 			retryPolicy: { enabled: false },
+			// Room for every step's own timeout (1.5 s each, payments 1 s) and a compensation.
+			timeout: 12_000,
 			params: {
 				items: {
 					type: "array",
@@ -224,7 +223,9 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				// cancel) an order whose request is still creating it in this process.
 				const orderId = randomUUID();
 				let attemptStarted: (attempt: Promise<Outcome>) => void = () => undefined;
-				this.inFlight.set(orderId, new Promise<Outcome>(resolve => (attemptStarted = resolve)));
+				const placeholder = new Promise<Outcome>(resolve => (attemptStarted = resolve));
+				placeholder.catch(() => undefined); // its waiters handle a failure; nobody else must see it as unhandled
+				this.inFlight.set(orderId, placeholder);
 				const now = new Date();
 				const values = {
 					id: orderId,
@@ -252,6 +253,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 					);
 				} catch (err) {
 					this.inFlight.delete(orderId);
+					attemptStarted(Promise.reject(err));
 					// The same key raced in at the same moment: answer what that request answers.
 					if (isUniqueViolation(err) && idempotencyKey) {
 						const earlier = await this.models.Order.findOne({ where: { userId: user.id, idempotencyKey } });
@@ -307,6 +309,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			rest: "POST /:id/cancel",
 			auth: "user",
 			retryPolicy: { enabled: false },
+			timeout: 10_000,
 			params: { id: idRule },
 			async handler(ctx: Context<OrderIdParams, ShopMeta>): Promise<Order> {
 				const found = await this.findVisible(ctx.params.id, ctx);
@@ -347,7 +350,8 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 					const data = (err as Errors.MoleculerError).data as { products: Array<{ productId: string; requested: number; available: number }> };
 					return { row: cancelled.row, error: cancelled.error ?? outOfStock({ ...data, orderId: row.id } as never) };
 				}
-				if (isType(err, ErrorType.INVALID_STATE)) return { row: await this.reload(row) };
+				// Its stock was released meanwhile (given up elsewhere): take payments' final word.
+				if (isType(err, ErrorType.INVALID_STATE)) return this.resolveWithoutCard(ctx, row);
 				this.logger.warn(`Order ${row.id}: could not reserve stock yet (${(err as Error).name}); will retry`);
 				return { row };
 			}
@@ -425,8 +429,9 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 		async claimCancellation(orderId: string, reason: CancelReason): Promise<boolean> {
 			const claimed = await this.db.write(tx =>
 				this.db.execute(
-					"UPDATE orders SET cancel_reason = :reason WHERE id = :orderId AND status <> 'cancelled' AND cancel_reason IS NULL",
-					{ orderId, reason },
+					`UPDATE orders SET cancel_reason = :reason, owner_node = :node, attended_at = :now
+					 WHERE id = :orderId AND status <> 'cancelled' AND cancel_reason IS NULL`,
+					{ orderId, reason, node: this.broker.nodeID, now: new Date() },
 					tx
 				)
 			);
@@ -497,7 +502,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			await this.inFlight.get(row.id)?.catch(() => undefined);
 			let current = await this.reload(row);
 			// The first attempt may be running on another node: wait for its answer to be recorded.
-			for (let waited = 0; current.firstResponse == null && waited < 10_000; waited += 100) {
+			for (let waited = 0; current.firstResponse == null && waited < 4000; waited += 100) {
 				await new Promise(resolve => setTimeout(resolve, 100));
 				current = await this.reload(current);
 			}
@@ -549,6 +554,12 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				return;
 			}
 			const ctx = this.broker.ContextFactory.create(this.broker);
+			if (row.cancelReason) {
+				// Its owner cancelled it: finish that instead of charging.
+				this.cardRetries.delete(orderId);
+				await this.compensate(ctx, row, row.cancelReason);
+				return;
+			}
 			if (Date.now() - retry.firstAttemptAt > this.settings.cardRetryLimitMs) {
 				this.logger.warn(`Order ${orderId}: payment still unknown after ${this.settings.cardRetryLimitMs} ms; giving up`);
 				this.cardRetries.delete(orderId);

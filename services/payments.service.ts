@@ -8,7 +8,7 @@
  * Card numbers never reach the database or the log: only their last four digits.
  */
 import { randomUUID } from "node:crypto";
-import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { DataTypes, Model, type Sequelize } from "sequelize";
 import { decideCharge, isValidCardNumber, lastFour } from "../lib/cards";
 import type { TxOptions } from "../lib/database";
@@ -54,17 +54,9 @@ function defineModels(sequelize: Sequelize) {
 
 type Models = ReturnType<typeof defineModels>;
 
-const toPayment = (row: PaymentRow): Payment => ({
-	id: row.id,
-	orderId: row.orderId,
-	amount: Number(row.amount),
-	currency: "USD",
-	status: row.status,
-	cardLast4: row.cardLast4,
-	createdAt: row.createdAt.toISOString()
-});
 
-/** A payment as a raw SELECT answers it (the hot path's read). */
+/** A payment as a SELECT answers it. */
+const COLUMNS = "id, order_id, amount, status, card_last4, created_at";
 interface PaymentRecord {
 	id: string;
 	order_id: string;
@@ -101,10 +93,10 @@ const idRule = { type: "string", min: 1, max: 64 } as const;
 // --- Service ------------------------------------------------------------------------------------
 
 interface PaymentsMethods {
-	findPayment(orderId: string, tx?: TxOptions): Promise<PaymentRow | null>;
+	findPayment(orderId: string, tx?: TxOptions): Promise<Payment | null>;
+	paymentOrVoid(orderId: string, tx: TxOptions): Promise<Payment | null>;
 }
 
-type PaymentsThis = Service<PaymentsSettings> & PaymentsMethods & DbVars<Models>;
 
 interface PaymentsSettings extends ServiceSettingSchema {
 	rest: string;
@@ -119,16 +111,16 @@ const PaymentsService: ServiceSchema<PaymentsSettings, PaymentsMethods, DbVars<M
 	},
 
 	actions: {
-		/** The payments of one order, for its owner or an admin; anyone else sees none. */
+		/** The payments of one order, for its owner or an admin; 404 for anyone else (orders decides who owns it). */
 		list: {
 			rest: "GET /",
 			auth: "user",
 			params: { orderId: idRule, $$strict: "remove" },
 			async handler(ctx: Context<OrderIdParams, ShopMeta>): Promise<{ rows: Payment[] }> {
-				const user = ctx.meta.user!;
-				const where = user.role === "admin" ? { orderId: ctx.params.orderId } : { orderId: ctx.params.orderId, userId: user.id };
-				const rows = await this.models.Payment.findAll({ where, order: [["created_at", "ASC"]] });
-				return { rows: rows.map(toPayment) };
+				const { orderId } = ctx.params;
+				if (ctx.meta.user!.role !== "admin") await ctx.call("orders.get", { id: orderId });
+				const records = await this.db.select<PaymentRecord>(`SELECT ${COLUMNS} FROM payments WHERE order_id = :orderId ORDER BY created_at`, { orderId });
+				return { rows: records.map(fromRecord) };
 			}
 		},
 
@@ -148,8 +140,9 @@ const PaymentsService: ServiceSchema<PaymentsSettings, PaymentsMethods, DbVars<M
 				const { orderId, userId, amount, card } = ctx.params;
 				if (!isValidCardNumber(card)) throw validationError("payment.card", "The card number must be 12 to 19 digits and pass the Luhn check");
 				const status: PaymentStatus = decideCharge(card) === "approved" ? "captured" : "declined";
-				// One statement: a payment appears only if the order has none yet and was not voided.
-				const row = await this.db.write(async tx => {
+				const payment = await this.db.transaction(async tx => {
+					await this.db.serializeOn(`payment:${orderId}`, tx);
+					// A payment appears only if the order has none yet and was not voided.
 					await this.db.execute(
 						`INSERT INTO payments (id, order_id, user_id, amount, status, card_last4, created_at, updated_at)
 						 SELECT :id, :orderId, :userId, :amount, :status, :cardLast4, :now, :now
@@ -158,15 +151,9 @@ const PaymentsService: ServiceSchema<PaymentsSettings, PaymentsMethods, DbVars<M
 						{ id: randomUUID(), orderId, userId, amount, status, cardLast4: lastFour(card), now: new Date() },
 						tx
 					);
-					const [payment] = await this.db.select<PaymentRecord>(
-						"SELECT id, order_id, amount, status, card_last4, created_at FROM payments WHERE order_id = :orderId",
-						{ orderId },
-						tx
-					);
-					return payment;
+					return this.findPayment(orderId, tx);
 				});
-				if (!row) throw invalidState("This order was voided and cannot be charged", { orderId });
-				const payment = fromRecord(row);
+				if (!payment) throw invalidState("This order was voided and cannot be charged", { orderId });
 				this.logger.info(`Payment ${payment.status} for order ${orderId}: ${payment.amount} cents, card ending ${payment.cardLast4}`);
 				return payment;
 			}
@@ -178,17 +165,14 @@ const PaymentsService: ServiceSchema<PaymentsSettings, PaymentsMethods, DbVars<M
 			params: { orderId: idRule },
 			async handler(ctx: Context<OrderIdParams>): Promise<Payment | null> {
 				const { orderId } = ctx.params;
-				const row = await this.db.transaction(async tx => {
-					const payment = await this.findPayment(orderId, tx);
-					if (!payment) {
-						await this.models.VoidedOrder.bulkCreate([{ orderId }], { ignoreDuplicates: true, ...tx });
-						return null;
-					}
-					if (payment.status === "captured") await payment.update({ status: "refunded" }, tx);
-					return payment;
+				const payment = await this.db.transaction(async tx => {
+					const found = await this.paymentOrVoid(orderId, tx);
+					if (found?.status !== "captured") return found;
+					await this.db.execute("UPDATE payments SET status = 'refunded', updated_at = :now WHERE order_id = :orderId", { orderId, now: new Date() }, tx);
+					return { ...found, status: "refunded" as const };
 				});
-				if (row?.status === "refunded") this.logger.info(`Refunded order ${orderId}: ${row.amount} cents`);
-				return row ? toPayment(row) : null;
+				if (payment?.status === "refunded") this.logger.info(`Refunded order ${orderId}: ${payment.amount} cents`);
+				return payment;
 			}
 		},
 
@@ -199,22 +183,30 @@ const PaymentsService: ServiceSchema<PaymentsSettings, PaymentsMethods, DbVars<M
 		resolve: {
 			visibility: "public",
 			params: { orderId: idRule },
-			async handler(ctx: Context<OrderIdParams>): Promise<Payment | null> {
-				const { orderId } = ctx.params;
-				const row = await this.db.transaction(async tx => {
-					const payment = await this.findPayment(orderId, tx);
-					if (payment) return payment;
-					await this.models.VoidedOrder.bulkCreate([{ orderId }], { ignoreDuplicates: true, ...tx });
-					return null;
-				});
-				return row ? toPayment(row) : null;
+			handler(ctx: Context<OrderIdParams>): Promise<Payment | null> {
+				return this.db.transaction(tx => this.paymentOrVoid(ctx.params.orderId, tx));
 			}
 		}
 	},
 
 	methods: {
-		findPayment(orderId: string, tx: TxOptions = {}) {
-			return this.models.Payment.findOne({ where: { orderId }, ...tx });
+		async findPayment(orderId: string, tx: TxOptions = {}): Promise<Payment | null> {
+			const [record] = await this.db.select<PaymentRecord>(`SELECT ${COLUMNS} FROM payments WHERE order_id = :orderId`, { orderId }, tx);
+			return record ? fromRecord(record) : null;
+		},
+
+		/** The order's payment; when it has none, a void, so that no capture can ever charge it. */
+		async paymentOrVoid(orderId: string, tx: TxOptions): Promise<Payment | null> {
+			// Against a capture of the same order in another transaction (PostgreSQL); SQLite writes one at a time.
+			await this.db.serializeOn(`payment:${orderId}`, tx);
+			const payment = await this.findPayment(orderId, tx);
+			if (payment) return payment;
+			await this.db.execute(
+				"INSERT INTO voided_orders (order_id, created_at) VALUES (:orderId, :now) ON CONFLICT (order_id) DO NOTHING",
+				{ orderId, now: new Date() },
+				tx
+			);
+			return null;
 		}
 	}
 };

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import jwt from "jsonwebtoken";
-import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { DataTypes, Model, UniqueConstraintError, type Sequelize } from "sequelize";
 import { shopConfig } from "../lib/config";
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from "../lib/passwords";
@@ -81,7 +81,6 @@ interface UsersMethods {
 	upsertAdmin(email: string, password: string): Promise<void>;
 }
 
-type UsersThis = Service<UsersSettings> & UsersMethods & DbVars<ReturnType<typeof defineModels>>;
 
 const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType<typeof defineModels>>> = {
 	name: "users",
