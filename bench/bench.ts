@@ -37,8 +37,6 @@ const SEED = 20261125;
 
 // --- Small helpers ------------------------------------------------------------------------------
 
-const random = seededRandom;
-
 const median = (values: number[]) => {
 	const sorted = [...values].sort((a, b) => a - b);
 	const mid = Math.floor(sorted.length / 2);
@@ -72,7 +70,7 @@ interface LoadSpec {
 	seconds: number;
 	connections: number;
 	overallRate?: number;
-	/** Builds each request; `context` is per connection. */
+	/** autocannon requests; their `setupRequest` builds each one (its `context` lives per connection). */
 	requests?: autocannon.Request[];
 }
 
@@ -163,13 +161,13 @@ interface Shop {
 
 const commonEnv = { SEED_DEMO: "false", ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_RATE_LIMIT: "1000000", LOG_LEVEL: "warn" };
 
-/** 1,000 products (fixed seed) with ample stock, and one token per load connection. */
+/** `settings.products` products (fixed seed) with ample stock, and one token per load connection. */
 async function prepare(name: string, baseUrl: string, processes: ShopProcess[], stop: () => Promise<void>, nodeNames: string[]): Promise<Shop> {
 	const api = client(baseUrl);
 	const login = await api.post("/api/users/login", ADMIN);
 	if (login.status !== 200) throw new Error(`${name}: admin login failed: ${JSON.stringify(login.body)}`);
 	const adminToken = login.body.token as string;
-	const next = random(SEED);
+	const next = seededRandom(SEED);
 	const productIds: string[] = [];
 	progress(`${name}: seeding ${settings.products} products`);
 	for (let start = 0; start < settings.products; start += 25) {
@@ -235,7 +233,7 @@ function orderSide(shop: Shop): Side {
 	return {
 		name: shop.name,
 		spec: (seconds, overallRate) => {
-			const next = random(SEED + 1);
+			const next = seededRandom(SEED + 1);
 			let connection = 0;
 			const hotProducts = shop.productIds.slice(0, 100);
 			return {

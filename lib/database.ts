@@ -216,9 +216,8 @@ export class Database {
 	private async changeRows(sql: string, replacements: Record<string, unknown>, tx: TxOptions): Promise<number> {
 		const options: QueryOptions = { replacements, type: QueryTypes.UPDATE, ...tx };
 		const result = (await this.sequelize.query(sql, options)) as unknown;
-		// sqlite answers [undefined, changes]; postgres answers [rows, rowCount].
+		// Sequelize's PostgreSQL dialect answers [rows, rowCount].
 		if (Array.isArray(result) && typeof result[1] === "number") return result[1];
-		if (typeof result === "number") return result;
 		throw new Error(`Unexpected result of an UPDATE on ${this.dialect}: ${JSON.stringify(result)}`);
 	}
 

@@ -14,6 +14,7 @@ import { shopConfig } from "../lib/config";
 import type { TxOptions } from "../lib/database";
 import { DEMO_PRODUCTS } from "../lib/demo-catalogue";
 import type { Page, Product, ProductPrice, ShopMeta, StockLine } from "../lib/types";
+import { idRule, pageParams, pageWindow, toPage, type PageParams } from "../lib/params";
 import { createDbMixin, type DbVars } from "../mixins/db.mixin";
 import { alreadyExists, invalidState, notFound, outOfStock } from "../mixins/errors";
 
@@ -80,9 +81,7 @@ const byProductId = (lines: StockLine[]) => [...lines].sort((a, b) => (a.product
 
 // --- Params -------------------------------------------------------------------------------------
 
-export interface ListParams {
-	page: number;
-	pageSize: number;
+export interface ListParams extends PageParams {
 	search?: string;
 }
 export interface CreateParams {
@@ -110,11 +109,10 @@ export interface OrderIdParams {
 	orderId: string;
 }
 
-/** Ten million dollars, in cents: a price or total above it is a typo, not a product. */
-export const MAX_PRICE = 1_000_000_000;
+/** Ten million dollars, in cents: a price above it is a typo, not a product. */
+const MAX_PRICE = 1_000_000_000;
 const MAX_STOCK = 1_000_000_000;
 
-const idRule = { type: "string", min: 1, max: 64 } as const;
 const nameRule = { type: "string", trim: true, min: 1, max: 200 } as const;
 const descriptionRule = { type: "string", max: 5000 } as const;
 const priceRule = { type: "number", integer: true, min: 0, max: MAX_PRICE } as const;
@@ -146,23 +144,21 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 			rest: "GET /",
 			cache: { keys: ["page", "pageSize", "search"] },
 			params: {
-				page: { type: "number", integer: true, min: 1, max: 1_000_000, convert: true, default: 1 },
-				pageSize: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
+				...pageParams,
 				search: { type: "string", trim: true, max: 200, optional: true },
 				$$strict: "remove"
 			},
 			async handler(ctx: Context<ListParams>): Promise<Page<Product>> {
-				const { page, pageSize, search } = ctx.params;
+				const { search } = ctx.params;
 				const where: WhereOptions | undefined = search
 					? { [Op.or]: [this.db.containsText("name", search), this.db.containsText("sku", search)] }
 					: undefined;
 				const { rows, count } = await this.models.Product.findAndCountAll({
 					where,
 					order: [["created_at", "ASC"], ["sku", "ASC"]],
-					limit: pageSize,
-					offset: (page - 1) * pageSize
+					...pageWindow(ctx.params)
 				});
-				return { rows: rows.map(toProduct), total: count, page, pageSize, totalPages: Math.ceil(count / pageSize) };
+				return toPage(rows.map(toProduct), count, ctx.params);
 			}
 		},
 
@@ -191,7 +187,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 				// An optional field sent as null passes the validator: it means "not given".
 				const { sku, name, description, price, stock } = ctx.params;
 				const row = await this.db
-					.transaction(tx => this.models.Product.create({ id: randomUUID(), sku, name, description: description ?? "", price, stock }, tx))
+					.write(tx => this.models.Product.create({ id: randomUUID(), sku, name, description: description ?? "", price, stock }, tx))
 					.catch((err: unknown) => {
 						if (err instanceof UniqueConstraintError) throw alreadyExists(`A product with sku '${sku}' already exists`, { field: "sku", sku });
 						throw err;
@@ -239,7 +235,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 			},
 			async handler(ctx: Context<RestockParams>): Promise<Product> {
 				const { id, quantity } = ctx.params;
-				const changed = await this.db.transaction(tx =>
+				const changed = await this.db.write(tx =>
 					this.db.execute(
 						"UPDATE products SET stock = stock + :quantity, updated_at = :now WHERE id = :id AND stock + :quantity <= :max",
 						{ id, quantity, now: new Date(), max: MAX_STOCK },
@@ -316,8 +312,11 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 						tx
 					);
 					return "held" as const;
+				}).finally(() => {
+					// Also after a failed reserve: on SQLite a read during the attempt may have cached
+					// the stock it took before rolling back.
+					this.productsChanged(items.map(item => item.productId));
 				});
-				this.productsChanged(items.map(item => item.productId));
 				return { orderId, status };
 			}
 		},
@@ -378,9 +377,9 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 	},
 
 	events: {
-		/** Another inventory node changed products: drop what this node cached. */
-		"product.updated"() {
-			this.cleanCache();
+		/** Products changed on another inventory node: drop what this node cached (our own changes cleaned it already). */
+		"product.updated"(ctx: Context) {
+			if (ctx.nodeID !== this.broker.nodeID) this.cleanCache();
 		}
 	},
 

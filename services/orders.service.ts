@@ -21,6 +21,7 @@ import { shopConfig } from "../lib/config";
 import { answerStatus, mergeLines, orderTotal, priceLines } from "../lib/order-rules";
 import type { CancelReason, Order, OrderItem, OrderStatus, Page, Payment, ProductPrice, ShopMeta, StockLine } from "../lib/types";
 import { isUniqueViolation } from "../lib/database";
+import { idRule, pageParams, pageWindow, toPage, type PageParams } from "../lib/params";
 import { createDbMixin, type DbVars } from "../mixins/db.mixin";
 import { ErrorType, invalidState, notFound, outOfStock, paymentDeclined, validationError } from "../mixins/errors";
 
@@ -95,15 +96,11 @@ export interface CreateOrderParams {
 	items: StockLine[];
 	payment: { card: string };
 }
-export interface ListOrdersParams {
-	page: number;
-	pageSize: number;
-}
+export type ListOrdersParams = PageParams;
 export interface OrderIdParams {
 	id: string;
 }
 
-const idRule = { type: "string", min: 1, max: 64 } as const;
 
 /** Where an attempt to move an order forward left it. */
 type Outcome = { row: OrderRow; error?: Errors.MoleculerError };
@@ -143,13 +140,14 @@ interface OrdersMethods {
 	findVisible(id: string, ctx: Context<unknown, ShopMeta>): Promise<OrderRow>;
 	advance(ctx: Context, row: OrderRow, card: string): Promise<Outcome>;
 	resolveWithoutCard(ctx: Context, row: OrderRow): Promise<Outcome>;
+	confirm(ctx: Context, row: OrderRow): Promise<Outcome>;
 	compensate(ctx: Context, row: OrderRow, reason: CancelReason): Promise<Outcome>;
 	claimCancellation(orderId: string, reason: CancelReason): Promise<boolean>;
 	finish(row: OrderRow, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<OrderRow>;
 	recordFirstResponse(row: OrderRow, status: number): Promise<void>;
 	reload(row: OrderRow): Promise<OrderRow>;
 	replay(ctx: Context<unknown, ShopMeta>, row: OrderRow): Promise<Order>;
-	answer(ctx: Context<unknown, ShopMeta>, outcome: Outcome, firstAttempt: boolean): Promise<Order>;
+	answer(ctx: Context<unknown, ShopMeta>, outcome: Outcome, card: string): Promise<Order>;
 	settleUnfinished(): Promise<void>;
 	retryWithCard(orderId: string, retry: CardRetry): Promise<void>;
 	isOrphan(row: OrderRow): boolean;
@@ -268,7 +266,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				attemptStarted(attempt.catch(() => ({ row })));
 				this.inFlight.set(row.id, attempt);
 				try {
-					return await this.answer(ctx, await attempt, true);
+					return await this.answer(ctx, await attempt, card);
 				} finally {
 					this.inFlight.delete(row.id);
 				}
@@ -279,20 +277,17 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			rest: "GET /",
 			auth: "user",
 			params: {
-				page: { type: "number", integer: true, min: 1, max: 1_000_000, convert: true, default: 1 },
-				pageSize: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 },
+				...pageParams,
 				$$strict: "remove"
 			},
 			async handler(ctx: Context<ListOrdersParams, ShopMeta>): Promise<Page<Order>> {
-				const { page, pageSize } = ctx.params;
 				const user = ctx.meta.user!;
 				const { rows, count } = await this.models.Order.findAndCountAll({
 					where: user.role === "admin" ? {} : { userId: user.id },
 					order: [["created_at", "DESC"], ["id", "DESC"]],
-					limit: pageSize,
-					offset: (page - 1) * pageSize
+					...pageWindow(ctx.params)
 				});
-				return { rows: rows.map(toOrder), total: count, page, pageSize, totalPages: Math.ceil(count / pageSize) };
+				return toPage(rows.map(toOrder), count, ctx.params);
 			}
 		},
 
@@ -376,8 +371,13 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			}
 			if (payment.status === "refunded") return this.compensate(ctx, row, "cancelled_by_user");
 
+			return this.confirm(ctx, row);
+		},
+
+		/** A paid order: its stock becomes sold, then it is confirmed. */
+		async confirm(ctx: Context, row: OrderRow): Promise<Outcome> {
 			try {
-				await ctx.call("inventory.commit", { orderId: row.id }, stepOptions);
+				await ctx.call("inventory.commit", { orderId: row.id }, { timeout: this.settings.stepTimeoutMs, retries: 0 });
 			} catch (err) {
 				this.logger.warn(`Order ${row.id}: paid, stock commit pending (${(err as Error).name}); will retry`);
 				return { row };
@@ -395,15 +395,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				this.logger.warn(`Order ${row.id}: payments unreachable to settle it (${(err as Error).name}); will retry`);
 				return { row };
 			}
-			if (payment?.status === "captured") {
-				try {
-					await ctx.call("inventory.commit", { orderId: row.id }, stepOptions);
-				} catch (err) {
-					this.logger.warn(`Order ${row.id}: paid, stock commit pending (${(err as Error).name}); will retry`);
-					return { row };
-				}
-				return { row: await this.finish(row, "confirmed", null) };
-			}
+			if (payment?.status === "captured") return this.confirm(ctx, row);
 			const reason: CancelReason = payment?.status === "declined" ? "payment_declined" : row.cancelReason ?? "payment_failed";
 			return this.compensate(ctx, row, reason);
 		},
@@ -477,13 +469,16 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			return current;
 		},
 
-		/** Answers the first request of an order: 201 confirmed, 202 pending, or the error that cancelled it. */
-		async answer(ctx: Context<unknown, ShopMeta>, outcome: Outcome, firstAttempt: boolean): Promise<Order> {
+		/**
+		 * Answers the request that created the order: 201 confirmed, 202 pending (its card kept in memory
+		 * for the retries), or the error that cancelled it.
+		 */
+		async answer(ctx: Context<unknown, ShopMeta>, outcome: Outcome, card: string): Promise<Order> {
 			const { row } = outcome;
 			const status = answerStatus(row.status, row.cancelReason);
-			if (firstAttempt && row.firstResponse == null) await this.recordFirstResponse(row, status);
+			// A final outcome recorded its status in `finish`; a pending one is recorded here.
+			if (row.firstResponse == null) await this.recordFirstResponse(row, status);
 			if (row.status === "pending") {
-				const card = (ctx.params as CreateOrderParams).payment.card;
 				const now = Date.now();
 				if (!this.cardRetries.has(row.id)) this.cardRetries.set(row.id, { card, attempts: 0, nextAttemptAt: now + 500, firstAttemptAt: now });
 			}
@@ -601,11 +596,12 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 		this.cardRetries = new Map();
 		this.settleTimer = null;
 		this.settling = false;
-		this.startedAt = Date.now();
 	},
 
 	async started() {
 		this.startedAt = Date.now();
+		// At once, for what a previous life of this node left unfinished, then every second.
+		void this.settleUnfinished();
 		this.settleTimer = setInterval(() => void this.settleUnfinished(), this.settings.settleIntervalMs);
 		this.settleTimer.unref();
 	},

@@ -13,6 +13,7 @@ import { DataTypes, Model, type Sequelize } from "sequelize";
 import { decideCharge, isValidCardNumber, lastFour } from "../lib/cards";
 import type { TxOptions } from "../lib/database";
 import type { Payment, PaymentStatus, ShopMeta } from "../lib/types";
+import { idRule } from "../lib/params";
 import { createDbMixin, type DbVars } from "../mixins/db.mixin";
 import { invalidState, validationError } from "../mixins/errors";
 
@@ -88,7 +89,6 @@ export interface OrderIdParams {
 	orderId: string;
 }
 
-const idRule = { type: "string", min: 1, max: 64 } as const;
 
 // --- Service ------------------------------------------------------------------------------------
 

@@ -106,7 +106,7 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 				const { email, password, name } = ctx.params;
 				const passwordHash = await hashPassword(password);
 				const row = await this.db
-					.transaction(tx => this.models.User.create({ id: randomUUID(), email, name, role: "customer", passwordHash }, tx))
+					.write(tx => this.models.User.create({ id: randomUUID(), email, name, role: "customer", passwordHash }, tx))
 					.catch((err: unknown) => {
 						if (err instanceof UniqueConstraintError) throw alreadyExists("An account with this email already exists", { field: "email" });
 						throw err;

@@ -1,0 +1,23 @@
+/** Params rules and shapes several services share, so that they validate and answer alike. */
+import type { Page } from "./types";
+
+/** An id in a path or a body: our ids are UUIDs, but any short string is looked up (and 404s). */
+export const idRule = { type: "string", min: 1, max: 64 } as const;
+
+/** `?page=&pageSize=` of every list: strings in a query, so converted; at most 100 rows a page. */
+export const pageParams = {
+	page: { type: "number", integer: true, min: 1, max: 1_000_000, convert: true, default: 1 },
+	pageSize: { type: "number", integer: true, min: 1, max: 100, convert: true, default: 20 }
+} as const;
+
+export interface PageParams {
+	page: number;
+	pageSize: number;
+}
+
+/** The rows to skip and take for a page. */
+export const pageWindow = ({ page, pageSize }: PageParams) => ({ limit: pageSize, offset: (page - 1) * pageSize });
+
+export function toPage<T>(rows: T[], total: number, { page, pageSize }: PageParams): Page<T> {
+	return { rows, total, page, pageSize, totalPages: Math.ceil(total / pageSize) };
+}
