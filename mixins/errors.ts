@@ -35,7 +35,12 @@ export const alreadyExists = (message: string, data: Data = null) =>
 	new MoleculerClientError(message, 409, ErrorType.ALREADY_EXISTS, data);
 export const invalidState = (message: string, data: Data = null) =>
 	new MoleculerClientError(message, 409, ErrorType.INVALID_STATE, data);
-export const outOfStock = (data: { products: Array<{ productId: string; requested: number; available: number }> }) =>
+/** The products an order is short of (empty when an Idempotency-Key replays the answer: it is not stored). */
+export interface ShortageData {
+	products: Array<{ productId: string; requested: number; available: number }>;
+	orderId?: string;
+}
+export const outOfStock = (data: ShortageData) =>
 	new MoleculerClientError("Not enough stock for some products", 409, ErrorType.OUT_OF_STOCK, data);
 export const paymentDeclined = (data: Data = null) =>
 	new MoleculerClientError("The card was declined", 402, ErrorType.PAYMENT_DECLINED, data);

@@ -23,7 +23,7 @@ import type { CancelReason, Order, OrderItem, OrderStatus, Page, Payment, Produc
 import { isUniqueViolation } from "../lib/database";
 import { idRule, pageParams, pageWindow, toPage, type PageParams } from "../lib/params";
 import { createDbMixin, type DbVars } from "../mixins/db.mixin";
-import { ErrorType, invalidState, notFound, outOfStock, paymentDeclined, validationError } from "../mixins/errors";
+import { ErrorType, invalidState, notFound, outOfStock, paymentDeclined, validationError, type ShortageData } from "../mixins/errors";
 
 // --- Data ---------------------------------------------------------------------------------------
 
@@ -342,8 +342,8 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			} catch (err) {
 				if (isType(err, ErrorType.OUT_OF_STOCK)) {
 					const cancelled = await this.compensate(ctx, row, "out_of_stock");
-					const data = (err as Errors.MoleculerError).data as { products: Array<{ productId: string; requested: number; available: number }> };
-					return { row: cancelled.row, error: cancelled.error ?? outOfStock({ ...data, orderId: row.id } as never) };
+					const data = (err as Errors.MoleculerError).data as ShortageData;
+					return { row: cancelled.row, error: cancelled.error ?? outOfStock({ ...data, orderId: row.id }) };
 				}
 				// Its stock was released meanwhile (given up elsewhere): take payments' final word.
 				if (isType(err, ErrorType.INVALID_STATE)) return this.resolveWithoutCard(ctx, row);
@@ -503,7 +503,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 			}
 			const status = current.firstResponse ?? 202;
 			if (status === 409 && current.cancelReason === "out_of_stock") {
-				throw outOfStock({ products: [], orderId: current.id } as never);
+				throw outOfStock({ products: [], orderId: current.id });
 			}
 			if (status === 402) throw paymentDeclined({ orderId: current.id });
 			if (status >= 400) throw invalidState("The order was cancelled", { orderId: current.id, cancelReason: current.cancelReason });
