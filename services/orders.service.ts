@@ -530,8 +530,9 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 					if (this.inFlight.has(row.id) || this.cardRetries.has(row.id) || !this.isOrphan(row)) continue;
 					const ctx = this.broker.ContextFactory.create(this.broker);
 					const outcome = row.cancelReason ? await this.compensate(ctx, row, row.cancelReason) : await this.resolveWithoutCard(ctx, row);
-					if (outcome.row.status === "pending" || outcome.row.cancelReason) {
-						// Not settled: touch it, so it waits its turn behind the others.
+					const settled = outcome.row.status === "cancelled" || (outcome.row.status === "confirmed" && !outcome.row.cancelReason);
+					if (!settled) {
+						// Not settled yet: touch it, so it waits its turn behind the others.
 						await this.attend(row.id);
 					}
 				}
