@@ -150,7 +150,7 @@ async function compare(scenario: string, sides: Side[], options: { fixedRateOf?:
 interface Shop {
 	name: string;
 	baseUrl: string;
-	processes: Array<{ name: string; pid: number | undefined }>;
+	processes: Array<{ name: string; pid: number | undefined; output(): string }>;
 	adminToken: string;
 	buyers: string[];
 	productIds: string[];
@@ -188,7 +188,7 @@ async function prepare(name: string, baseUrl: string, processes: ShopProcess[], 
 	}
 	const buyers = await Promise.all(Array.from({ length: settings.connections }, () => registerUser(baseUrl, "bench").then(user => user.token)));
 	const initialStock = new Map(productIds.map(id => [id, 100_000_000]));
-	return { name, baseUrl, processes: processes.map((p, i) => ({ name: nodeNames[i], pid: p.child.pid })), adminToken, buyers, productIds, initialStock, stop };
+	return { name, baseUrl, processes: processes.map((p, i) => ({ name: nodeNames[i], pid: p.child.pid, output: p.output })), adminToken, buyers, productIds, initialStock, stop };
 }
 
 /** The shop in one process; `metrics: false` is the same shop with Moleculer's metrics off (METRICS_PORT=0), to show their cost. */
@@ -265,6 +265,10 @@ function orderSide(shop: Shop): Side {
 /** The books of one shop after the load: every order settled within a minute, invariants kept. */
 async function checkBooks(shop: Shop): Promise<{ orders: number; problems: string[] }> {
 	const books = await auditBooks({ baseUrl: shop.baseUrl, adminToken: shop.adminToken, expectedStock: shop.initialStock, settleWithinMs: 60_000 });
+	if (books.problems.length > 0) {
+		// What the shop said about it (warnings and errors: the shops run at LOG_LEVEL=warn).
+		for (const process of shop.processes) console.error(`--- ${shop.name}: ${process.name}, last log lines ---\n${process.output().split("\n").slice(-60).join("\n")}`);
+	}
 	return { orders: books.orders.length, problems: books.problems };
 }
 
