@@ -264,6 +264,8 @@ function orderSide(shop: Shop): Side {
 
 /** The books of one shop after the load: every order settled within a minute, invariants kept. */
 async function checkBooks(shop: Shop): Promise<{ orders: number; problems: string[] }> {
+	// The load generator has stopped; let the requests it left in flight finish before listing.
+	await new Promise(resolve => setTimeout(resolve, 1000));
 	const books = await auditBooks({ baseUrl: shop.baseUrl, adminToken: shop.adminToken, expectedStock: shop.initialStock, settleWithinMs: 60_000 });
 	if (books.problems.length > 0) {
 		// What the shop said about it (warnings and errors: the shops run at LOG_LEVEL=warn).
