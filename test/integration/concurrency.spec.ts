@@ -1,6 +1,6 @@
 /** Many buyers at once on scarce stock, and Idempotency-Key under concurrency. */
-import { APPROVED_CARD, client, DECLINED_CARD, registerUser, startShop, type ShopProcess } from "../support/shop";
-import { ADMIN_ENV, adminToken, allOrders, createProduct, expectError, expectStatus, getProduct, mapLimit, paymentsOf, placeOrder, unique, type Client } from "./helpers";
+import { APPROVED_CARD, DECLINED_CARD, registerUser, type ShopProcess } from "../support/shop";
+import { startShopWithAdmin, allOrders, createProduct, expectError, expectStatus, getProduct, mapLimit, paymentsOf, placeOrder, unique, type Client } from "./helpers";
 
 describe("concurrency", () => {
 	let shop: ShopProcess;
@@ -8,9 +8,7 @@ describe("concurrency", () => {
 	let admin: string;
 
 	beforeAll(async () => {
-		shop = await startShop({ env: ADMIN_ENV });
-		api = client(shop.baseUrl);
-		admin = await adminToken(api);
+		({ shop, api, admin } = await startShopWithAdmin());
 	});
 	afterAll(async () => {
 		await shop?.stop();

@@ -4,7 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { APPROVED_CARD, client, freePort, ROOT, tempDataDir, type ApiAnswer, type RequestOptions } from "../support/shop";
+import { APPROVED_CARD, client, freePort, ROOT, startShop, tempDataDir, type ApiAnswer, type RequestOptions, type ShopProcess } from "../support/shop";
 
 export type Client = ReturnType<typeof client>;
 
@@ -65,6 +65,13 @@ let uniqueCounter = 0;
 /** A value unique within this test process and across processes started at the same time. */
 export function unique(prefix: string): string {
 	return `${prefix}-${process.pid}-${Date.now().toString(36)}-${uniqueCounter++}`;
+}
+
+/** A shop started with the admin account, a client of it and the admin's token: most suites' setup. */
+export async function startShopWithAdmin(env: Record<string, string> = {}): Promise<{ shop: ShopProcess; api: Client; admin: string }> {
+	const shop = await startShop({ env: { ...ADMIN_ENV, ...env } });
+	const api = client(shop.baseUrl);
+	return { shop, api, admin: await adminToken(api) };
 }
 
 export async function adminToken(api: Client): Promise<string> {

@@ -3,10 +3,10 @@
  * at once (approved and declined cards, more than the stock, Idempotency-Key replays, cancels,
  * double cancels) while the admin restocks and changes prices.
  */
-import { APPROVED_CARD, client, DECLINED_CARD, eventually, registerUser, startShop, type ApiAnswer, type ShopProcess } from "../support/shop";
+import { APPROVED_CARD, DECLINED_CARD, eventually, registerUser, type ApiAnswer, type ShopProcess } from "../support/shop";
 import { auditBooks } from "../../scripts/books";
 import { seededRandom } from "../../scripts/prng";
-import { ADMIN_ENV, adminToken, allOrders, createProduct, errorShapeProblems, expectStatus, mapLimit, paymentsOf, placeOrder, unique, type Client, type Line, type ProductBody } from "./helpers";
+import { startShopWithAdmin, allOrders, createProduct, errorShapeProblems, expectStatus, mapLimit, paymentsOf, placeOrder, unique, type Client, type Line, type ProductBody } from "./helpers";
 
 /** Deterministic, so a failing run can be replayed with INVARIANTS_SEED. */
 const prng = seededRandom;
@@ -21,9 +21,7 @@ describe("invariants after a mixed load", () => {
 	let admin: string;
 
 	beforeAll(async () => {
-		shop = await startShop({ env: ADMIN_ENV });
-		api = client(shop.baseUrl);
-		admin = await adminToken(api);
+		({ shop, api, admin } = await startShopWithAdmin());
 	});
 	afterAll(async () => {
 		await shop?.stop();

@@ -1,8 +1,6 @@
 /** Orders and payments, and who may see what: two customers and an admin. */
-import { APPROVED_CARD, client, DECLINED_CARD, registerUser, startShop, type ShopProcess } from "../support/shop";
+import { APPROVED_CARD, client, DECLINED_CARD, registerUser, type ShopProcess } from "../support/shop";
 import {
-	ADMIN_ENV,
-	adminToken,
 	allOrders,
 	createProduct,
 	expectError,
@@ -10,6 +8,7 @@ import {
 	getProduct,
 	paymentsOf,
 	placeOrder,
+	startShopWithAdmin,
 	type Client,
 	type ProductBody
 } from "./helpers";
@@ -28,9 +27,7 @@ describe("orders and payments", () => {
 	let tee: ProductBody;
 
 	beforeAll(async () => {
-		shop = await startShop({ env: ADMIN_ENV });
-		api = client(shop.baseUrl);
-		admin = await adminToken(api);
+		({ shop, api, admin } = await startShopWithAdmin());
 		alice = await registerUser(shop.baseUrl, "alice");
 		bob = await registerUser(shop.baseUrl, "bob");
 		mug = await createProduct(api, admin, { name: "Mug", price: 1299, stock: 100 });

@@ -1,6 +1,6 @@
 /** Products (the inventory service): list, search, get, create, patch, restock. */
-import { client, registerUser, startShop, type ShopProcess } from "../support/shop";
-import { ADMIN_ENV, adminToken, createProduct, expectError, expectStatus, getProduct, unique, type Client, type ProductBody } from "./helpers";
+import { registerUser, type ShopProcess } from "../support/shop";
+import { startShopWithAdmin, createProduct, expectError, expectStatus, getProduct, unique, type Client, type ProductBody } from "./helpers";
 
 const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const PRODUCT_KEYS = ["createdAt", "currency", "description", "id", "name", "price", "sku", "stock", "updatedAt"];
@@ -22,9 +22,7 @@ describe("products", () => {
 	let admin: string;
 
 	beforeAll(async () => {
-		shop = await startShop({ env: ADMIN_ENV });
-		api = client(shop.baseUrl);
-		admin = await adminToken(api);
+		({ shop, api, admin } = await startShopWithAdmin());
 	});
 	afterAll(async () => {
 		await shop?.stop();
