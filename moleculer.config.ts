@@ -5,9 +5,8 @@
  * fault-tolerance settings below are tuned so that a dead node costs a client about a second, not
  * the default of hanging until a long timeout.
  */
-import path from "node:path";
 import type { BrokerOptions, Errors } from "moleculer";
-import { ConfigError, shopConfig, type ShopConfig } from "./lib/config";
+import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
 
 function configOrExit(): ShopConfig {
 	try {
@@ -25,7 +24,7 @@ function configOrExit(): ShopConfig {
 const config = configOrExit();
 
 // moleculer-runner resolves the SERVICES names (`SERVICES=orders,api`) against SERVICEDIR.
-process.env.SERVICEDIR ||= path.join(__dirname, "services");
+process.env.SERVICEDIR ||= SERVICES_DIR;
 process.env.SERVICES ||= config.services.join(",");
 
 const isServerError = (err: Errors.MoleculerError | Error | undefined) =>

@@ -5,12 +5,21 @@
  * configuration stops the node with one clear line instead of a crash later.
  */
 import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 
-export const SERVICE_NAMES = ["api", "users", "inventory", "orders", "payments"] as const;
-export type ServiceName = (typeof SERVICE_NAMES)[number];
-/** The services that keep data, each in its own database. */
-export type DataServiceName = Exclude<ServiceName, "api">;
+/** Where moleculer-runner finds the services: one folder each, `services/<name>/<name>.service.{ts,js}`. */
+export const SERVICES_DIR = path.resolve(__dirname, "../services");
+
+/**
+ * The services this build has, read from their folders: a new service is a new folder, and every
+ * list of services (SERVICES names, the gateway's routes, readiness) follows.
+ */
+export const SERVICE_NAMES: readonly string[] = readdirSync(SERVICES_DIR, { withFileTypes: true })
+	.filter(entry => entry.isDirectory() && [".js", ".ts"].some(ext => existsSync(path.join(SERVICES_DIR, entry.name, `${entry.name}.service${ext}`))))
+	.map(entry => entry.name)
+	.sort();
+export type ServiceName = string;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -35,7 +44,8 @@ export interface ShopConfig {
 	loginRateLimit: number;
 	/** How long the orders service waits for a payment before answering 202 pending. */
 	paymentTimeoutMs: number;
-	dbUrl(service: DataServiceName): string;
+	/** A service's own database: `<SERVICE>_DB`, or its SQLite file in DATA_DIR. */
+	dbUrl(service: string): string;
 }
 
 /** A configuration mistake: its message is the one line printed before the node exits. */
@@ -77,13 +87,13 @@ function parseServices(raw: string | undefined): ServiceName[] {
 	if (raw == null || raw.trim() === "" || raw.trim() === "*") return [...SERVICE_NAMES];
 	const names = raw.split(",").map(name => name.trim()).filter(Boolean);
 	if (names.length === 0) throw new ConfigError(`SERVICES names no service: "${raw}" (known: ${SERVICE_NAMES.join(", ")})`);
-	const unknown = names.filter(name => !(SERVICE_NAMES as readonly string[]).includes(name));
+	const unknown = names.filter(name => !SERVICE_NAMES.includes(name));
 	if (unknown.length > 0) {
 		throw new ConfigError(
 			`SERVICES has unknown service name(s): ${unknown.join(", ")} (known: ${SERVICE_NAMES.join(", ")})`
 		);
 	}
-	return [...new Set(names)] as ServiceName[];
+	return [...new Set(names)];
 }
 
 function parseTransporter(raw: string | undefined): string | null {
@@ -135,8 +145,8 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 	}
 
 	const dataDir = path.resolve(env.DATA_DIR || "./data");
-	const dbUrls = new Map<DataServiceName, string>();
-	for (const service of ["users", "inventory", "orders", "payments"] as const) {
+	const dbUrls = new Map<string, string>();
+	for (const service of SERVICE_NAMES) {
 		const key = `${service.toUpperCase()}_DB`;
 		const raw = env[key];
 		dbUrls.set(service, raw ? checkDbUrl(key, raw) : `sqlite:${path.join(dataDir, `${service}.sqlite`)}`);
@@ -158,13 +168,17 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 		metricsPort: parsePort(env, "METRICS_PORT", 3030),
 		loginRateLimit: parsePositiveInt(env, "LOGIN_RATE_LIMIT", 10),
 		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1000),
-		dbUrl: service => dbUrls.get(service)!
+		dbUrl: service => dbUrls.get(service) ?? `sqlite:${path.join(dataDir, `${service}.sqlite`)}`
 	};
 }
 
 let current: ShopConfig | null = null;
 
-/** The process-wide configuration; read once, so a generated JWT secret is shared by every service in the process. */
+/**
+ * The environment, read and checked once per process: moleculer.config.ts reads it first (a bad
+ * configuration stops the node there), and each service takes the defaults of its `settings` from
+ * it when its module loads. Handlers read `this.settings`, never this; tests pass settings.
+ */
 export function shopConfig(): ShopConfig {
 	current ??= loadConfig();
 	return current;

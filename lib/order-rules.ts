@@ -1,5 +1,36 @@
-/** The order rules that need no service: lines, totals, and what a client is answered. */
-import type { CancelReason, OrderItem, OrderStatus, ProductPrice, StockLine } from "./types";
+/** The order rules that need no service: lines, totals, the life cycle's transitions, and what a client is answered. */
+import type { CancelReason, Order, OrderItem, OrderStatus, ProductPrice, StockLine } from "./types";
+
+/** The order's state as the rules need it. */
+type OrderState = { status: OrderStatus; cancelReason: CancelReason | null };
+
+/**
+ * The statuses an order may be finished from: pending → confirmed, pending or confirmed → cancelled
+ * (its owner may cancel a confirmed order); a cancelled order is final.
+ */
+export function finishableFrom(status: "confirmed" | "cancelled"): OrderStatus[] {
+	return status === "confirmed" ? ["pending"] : ["pending", "confirmed"];
+}
+
+/** Nothing is left to do for this order: it is cancelled, or confirmed with no cancellation under way. */
+export function isSettled(order: OrderState): boolean {
+	return order.status === "cancelled" || (order.status === "confirmed" && order.cancelReason === null);
+}
+
+/** What a client sees of an order: a cancellation in progress is not visible until it is done. */
+export function toPublicOrder(order: Omit<Order, "currency">): Order {
+	return {
+		id: order.id,
+		userId: order.userId,
+		status: order.status,
+		items: order.items,
+		total: order.total,
+		currency: "USD",
+		cancelReason: order.status === "cancelled" ? order.cancelReason : null,
+		createdAt: order.createdAt,
+		updatedAt: order.updatedAt
+	};
+}
 
 /** Lines of the same product are one line: a client may list a product twice. */
 export function mergeLines(lines: StockLine[]): StockLine[] {

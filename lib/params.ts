@@ -21,3 +21,13 @@ export const pageWindow = ({ page, pageSize }: PageParams) => ({ limit: pageSize
 export function toPage<T>(rows: T[], total: number, { page, pageSize }: PageParams): Page<T> {
 	return { rows, total, page, pageSize, totalPages: Math.ceil(total / pageSize) };
 }
+
+/** A resource named by its id in the path: `GET /orders/:id`. */
+export interface IdParams {
+	id: string;
+}
+
+/** An internal call about one order, to the service that keeps part of it (its stock, its payment). */
+export interface OrderRefParams {
+	orderId: string;
+}

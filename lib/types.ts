@@ -1,12 +1,5 @@
 /** Shapes that cross service boundaries: what one service's action returns and another reads. */
 
-declare module "moleculer" {
-	interface ActionSchema {
-		/** A per-action request timeout (ms); Moleculer's timeout middleware honours it, its types omit it. */
-		timeout?: number;
-	}
-}
-
 export type Role = "customer" | "admin";
 
 /** The public view of a user (never a password hash). */

@@ -7,19 +7,12 @@
  * service to check the token (`users.resolveToken`), so only users nodes hold JWT_SECRET. The action
  * property travels with the service's registry entry, so this works for actions on other nodes.
  */
-import type { Context, Service, ServiceSchema } from "moleculer";
+import type { ActionSchema, Context, Service, ServiceSchema } from "moleculer";
 import type { IncomingRequest, Route } from "moleculer-web";
 import type { AuthUser, ShopMeta } from "../lib/types";
-import { forbidden, unauthorized } from "./errors";
+import { forbidden, unauthorized } from "../lib/errors";
 
-export type AuthRequirement = "user" | "admin";
-
-declare module "moleculer" {
-	interface ActionSchema {
-		/** Who may call this action through the gateway; absent means anyone. */
-		auth?: AuthRequirement;
-	}
-}
+export type AuthRequirement = NonNullable<ActionSchema["auth"]>;
 
 type GatewayRequest = IncomingRequest & { $action?: { auth?: AuthRequirement; name?: string } };
 

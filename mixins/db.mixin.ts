@@ -1,35 +1,48 @@
 /**
- * Gives a service its own database (`$DATA_DIR/<service>.sqlite`, or `<SERVICE>_DB`), with its
- * models defined, connected and synced before the service's own `started` runs, and closed after
- * it stops. See lib/database.ts for the write path.
+ * Gives a service its own database and its store: `settings.db` (a service's default is
+ * `shopConfig().dbUrl(name)`: `<SERVICE>_DB`, or `$DATA_DIR/<service>.sqlite`) is opened and
+ * migrated before the service's own `started` runs, and closed after it stops.
+ *
+ *     mixins: [createDbMixin({ migrations, createStore: db => new OrdersStore(db) })],
+ *     settings: { db: shopConfig().dbUrl("orders") },
+ *     ...   await this.store.find(id)
+ *
+ * Tests give another database with `createService({ mixins: [Service], settings: { db: "sqlite::memory:" } })`.
  */
 import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
-import type { Sequelize } from "sequelize";
-import { shopConfig, type DataServiceName } from "../lib/config";
-import { Database } from "../lib/database";
+import { openDatabase, type Database } from "../lib/db/database";
+import { migrate, type Migration } from "../lib/db/migrations";
 
-/** What the mixin adds to a service's `this`. */
-export interface DbVars<Models> {
-	db: Database;
-	models: Models;
+export interface DbSettings extends ServiceSettingSchema {
+	/** The database URL: `sqlite:<file>`, `sqlite::memory:` or `postgres://...`. */
+	db: string;
 }
 
-export function createDbMixin<Models>(
-	service: DataServiceName,
-	defineModels: (sequelize: Sequelize) => Models
-): Partial<ServiceSchema> {
-	const mixin: ServiceSchema<ServiceSettingSchema, object, DbVars<Models>> = {
-		name: `${service}-db`,
-		created() {
-			this.db = new Database(shopConfig().dbUrl(service), this.logger);
-			this.models = defineModels(this.db.sequelize);
-		},
+/** What the mixin adds to a service's `this`. */
+export interface DbVars<Store> {
+	db: Database;
+	store: Store;
+}
+
+export interface DbOptions<Store> {
+	/** The store's schema history, oldest first. */
+	migrations: Migration[];
+	createStore(db: Database): Store;
+}
+
+export function createDbMixin<Store>(options: DbOptions<Store>): Partial<ServiceSchema> {
+	const mixin: ServiceSchema<DbSettings, object, DbVars<Store>> = {
+		name: "db",
+		// The URL may carry a password: never in the descriptor other nodes receive.
+		settings: { $secureSettings: ["db"] } as unknown as DbSettings,
 		async started() {
-			await this.db.connect();
-			this.logger.info(`Database ready (${this.db.dialect}).`);
+			this.db = await openDatabase(this.settings.db, this.logger);
+			const applied = await migrate(this.db, options.migrations, this.logger);
+			this.store = options.createStore(this.db);
+			this.logger.info(`Database ready (${this.db.dialect}${applied.length > 0 ? `, ${applied.length} migration(s) applied` : ""}).`);
 		},
 		async stopped() {
-			await this.db.close();
+			await this.db?.close();
 		}
 	};
 	// A mixin's `this` is the service that mixes it in; Moleculer's types cannot say so.

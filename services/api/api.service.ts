@@ -1,36 +1,36 @@
 /**
  * api: the moleculer-web REST gateway on PORT, under /api.
  *
- * Routes come from the `rest` lines of the services' actions (see mixins/rest-aliases.ts); every
+ * Routes come from the `rest` lines of the services' actions (see lib/rest-aliases.ts); every
  * error leaves through `onError`, which turns it into the contract's `{ name, message, code, type,
  * data }` body. Health and readiness are answered here, by the gateway itself.
  */
 import type { ServerResponse } from "node:http";
-import type { Context, Service, ServiceSchema } from "moleculer";
+import path from "node:path";
+import type { Context, ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiRouteSchema, type ApiSettingsSchema, type IncomingRequest } from "moleculer-web";
-import { shopConfig } from "../lib/config";
-import type { ShopMeta } from "../lib/types";
-import { AuthMixin } from "../mixins/auth.mixin";
-import { toErrorBody } from "../mixins/errors";
-import { restAliases } from "../mixins/rest-aliases";
-import InventoryService from "./inventory.service";
-import OrdersService from "./orders.service";
-import PaymentsService from "./payments.service";
-import UsersService from "./users.service";
+import { SERVICE_NAMES, SERVICES_DIR, shopConfig } from "../../lib/config";
+import { toErrorBody, validationError } from "../../lib/errors";
+import { restAliases, type RestSource } from "../../lib/rest-aliases";
+import type { ShopMeta } from "../../lib/types";
+import { AuthMixin } from "../../mixins/auth.mixin";
 
-/** The services a request may need: readiness means all of them answer. */
-export const BACKEND_SERVICES = ["users", "inventory", "orders", "payments"] as const;
+/** Every other service of this build: readiness means all of them answer. */
+export const BACKEND_SERVICES = SERVICE_NAMES.filter(name => name !== "api");
 
 /** Actions limited per client address (brute force on passwords). */
 const RATE_LIMITED_ACTIONS = new Set(["users.login"]);
 
+/** The services' schemas, for their `rest` lines: loaded from their folders, as moleculer-runner loads them. */
+function backendSchemas(): RestSource[] {
+	// eslint-disable-next-line @typescript-eslint/no-require-imports -- which files exist is known only at run time
+	return BACKEND_SERVICES.map(name => (require(path.join(SERVICES_DIR, name, `${name}.service`)) as { default: RestSource }).default);
+}
+
 const config = shopConfig();
 const aliases = restAliases([
 	{ name: "api", settings: { rest: "/health" }, actions: { health: { rest: "GET /" }, ready: { rest: "GET /ready" } } },
-	UsersService,
-	InventoryService,
-	OrdersService,
-	PaymentsService
+	...backendSchemas()
 ]);
 const aliasTable = (filter: (action: string) => boolean) =>
 	Object.fromEntries(aliases.filter(alias => filter(alias.action)).map(alias => [alias.route, alias.action]));
@@ -53,15 +53,40 @@ function jsonReviver(key: string, value: unknown): unknown {
 	return value;
 }
 
+/**
+ * The path of the first string with a NUL in a request's params (body, query or path), or null.
+ * PostgreSQL cannot store U+0000 in text, and no field of the shop has a use for it: a 422 on every
+ * dialect, rather than a value one database keeps and another refuses.
+ */
+function fieldWithNul(value: unknown, at = ""): string | null {
+	if (typeof value === "string") return value.includes("\u0000") ? at || "params" : null;
+	if (value === null || typeof value !== "object") return null;
+	for (const [key, item] of Object.entries(value)) {
+		if (key.includes("\u0000")) return at ? `${at}.${key}` : key;
+		const found = fieldWithNul(item, Array.isArray(value) ? `${at}[${key}]` : at ? `${at}.${key}` : key);
+		if (found !== null) return found;
+	}
+	return null;
+}
+
+const API_PATH = "/api";
+
 const commonRoute: ApiRouteSchema = {
 	path: "/",
 	mappingPolicy: "restrict",
 	authentication: true,
 	authorization: true,
 	bodyParsers: { json: { strict: true, limit: "1mb", reviver: jsonReviver }, urlencoded: false },
-	onBeforeCall(ctx: Context<unknown, ShopMeta>, _route: unknown, req: IncomingRequest) {
+	onBeforeCall(ctx: Context<unknown, ShopMeta>, _route: unknown, req: IncomingRequest & { $params?: unknown }) {
+		const field = fieldWithNul(req.$params);
+		if (field !== null) throw validationError(field, "Text must not contain the NUL character (U+0000)", "stringNul");
 		const key = req.headers["idempotency-key"];
 		if (typeof key === "string") ctx.meta.idempotencyKey = key;
+	},
+	// Services name what they created relative to their own base path (`/orders/<id>`); clients get it under the gateway's.
+	onAfterCall(ctx: Context<unknown, ShopMeta>, _route: unknown, _req: IncomingRequest, _res: ServerResponse, data: unknown) {
+		if (ctx.meta.$location?.startsWith("/")) ctx.meta.$location = `${API_PATH}${ctx.meta.$location}`;
+		return data;
 	}
 };
 
@@ -77,7 +102,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	settings: {
 		port: config.port,
 		ip: config.host,
-		path: "/api",
+		path: API_PATH,
 		log4XXResponses: false,
 		logRequest: "debug",
 		logResponse: "debug",

@@ -6,47 +6,16 @@
  */
 import { randomUUID } from "node:crypto";
 import jwt from "jsonwebtoken";
-import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { DataTypes, Model, UniqueConstraintError, type Sequelize } from "sequelize";
-import { shopConfig } from "../lib/config";
-import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from "../lib/passwords";
-import type { AuthUser, Role, ShopMeta, User } from "../lib/types";
-import { createDbMixin, type DbVars } from "../mixins/db.mixin";
-import { alreadyExists, notFound, unauthorized } from "../mixins/errors";
+import type { Context, ServiceSchema } from "moleculer";
+import { shopConfig } from "../../lib/config";
+import { alreadyExists, notFound, unauthorized } from "../../lib/errors";
+import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from "../../lib/passwords";
+import type { AuthUser, ShopMeta, User } from "../../lib/types";
+import { createDbMixin, type DbSettings, type DbVars } from "../../mixins/db.mixin";
+import { migrations } from "./users.migrations";
+import { UsersStore, type StoredUser } from "./users.store";
 
-// --- Data ---------------------------------------------------------------------------------------
-
-class UserRow extends Model {
-	declare id: string;
-	declare email: string;
-	declare name: string;
-	declare role: Role;
-	declare passwordHash: string;
-	declare createdAt: Date;
-}
-
-function defineModels(sequelize: Sequelize) {
-	UserRow.init(
-		{
-			id: { type: DataTypes.STRING(36), primaryKey: true },
-			// Stored lower-cased (the validator normalises it), so the unique index is case-insensitive.
-			email: { type: DataTypes.STRING(254), allowNull: false, unique: true },
-			name: { type: DataTypes.STRING(100), allowNull: false },
-			role: { type: DataTypes.STRING(16), allowNull: false, defaultValue: "customer" },
-			passwordHash: { type: DataTypes.STRING(200), allowNull: false }
-		},
-		{ sequelize, tableName: "users", underscored: true }
-	);
-	return { User: UserRow };
-}
-
-const toUser = (row: UserRow): User => ({
-	id: row.id,
-	email: row.email,
-	name: row.name,
-	role: row.role,
-	createdAt: row.createdAt.toISOString()
-});
+const toUser = ({ passwordHash: _hidden, ...user }: StoredUser): User => user;
 
 // --- Params -------------------------------------------------------------------------------------
 
@@ -71,9 +40,15 @@ const emailRule = { type: "email", normalize: true, max: 254, empty: false } as 
 
 // --- Service ------------------------------------------------------------------------------------
 
-interface UsersSettings extends ServiceSettingSchema {
+interface UsersSettings extends DbSettings {
 	rest: string;
 	tokenTtl: string;
+	/** Signs and checks access tokens (JWT_SECRET). */
+	jwtSecret: string;
+	/** No JWT_SECRET was given: tokens die with this process. */
+	jwtSecretGenerated: boolean;
+	/** ADMIN_EMAIL and ADMIN_PASSWORD: this admin account exists after start. */
+	admin: { email: string; password: string } | null;
 }
 
 interface UsersMethods {
@@ -82,13 +57,21 @@ interface UsersMethods {
 }
 
 
-const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType<typeof defineModels>>> = {
+const config = shopConfig();
+
+const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<UsersStore>> = {
 	name: "users",
-	mixins: [createDbMixin("users", defineModels)],
+	mixins: [createDbMixin({ migrations, createStore: db => new UsersStore(db) })],
 
 	settings: {
+		db: shopConfig().dbUrl("users"),
 		rest: "/users",
-		tokenTtl: "24h"
+		tokenTtl: "24h",
+		jwtSecret: config.jwtSecret,
+		jwtSecretGenerated: config.jwtSecretGenerated,
+		admin: config.admin,
+		// Never in the service's descriptor that other nodes receive.
+		$secureSettings: ["jwtSecret", "admin"]
 	},
 
 	actions: {
@@ -105,16 +88,12 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 			async handler(ctx: Context<RegisterParams, ShopMeta>): Promise<AuthResult> {
 				const { email, password, name } = ctx.params;
 				const passwordHash = await hashPassword(password);
-				const row = await this.db
-					.write(tx => this.models.User.create({ id: randomUUID(), email, name, role: "customer", passwordHash }, tx))
-					.catch((err: unknown) => {
-						if (err instanceof UniqueConstraintError) throw alreadyExists("An account with this email already exists", { field: "email" });
-						throw err;
-					});
-				const user = toUser(row);
+				const stored = await this.store.insert({ id: randomUUID(), email, name, role: "customer", passwordHash });
+				if (!stored) throw alreadyExists("An account with this email already exists", { field: "email" });
+				const user = toUser(stored);
 				this.logger.info(`User registered: ${user.id}`);
 				ctx.meta.$statusCode = 201;
-				ctx.meta.$location = "/api/users/me";
+				ctx.meta.$location = `${this.settings.rest}/me`;
 				return { user, token: this.issueToken(user) };
 			}
 		},
@@ -128,11 +107,11 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 				$$strict: "remove"
 			},
 			async handler(ctx: Context<LoginParams, ShopMeta>): Promise<AuthResult> {
-				const row = await this.models.User.findOne({ where: { email: ctx.params.email.trim().toLowerCase() } });
+				const stored = await this.store.findByEmail(ctx.params.email.trim().toLowerCase());
 				// Verify against a dummy hash for an unknown email: both failures take the same time.
-				const ok = await verifyPassword(ctx.params.password, row?.passwordHash ?? (await DUMMY_HASH_PROMISE));
-				if (!row || !ok) throw unauthorized("Wrong email or password");
-				const user = toUser(row);
+				const ok = await verifyPassword(ctx.params.password, stored?.passwordHash ?? (await DUMMY_HASH_PROMISE));
+				if (!stored || !ok) throw unauthorized("Wrong email or password");
+				const user = toUser(stored);
 				return { user, token: this.issueToken(user) };
 			}
 		},
@@ -141,9 +120,9 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 			rest: "GET /me",
 			auth: "user",
 			async handler(ctx: Context<unknown, ShopMeta>): Promise<User> {
-				const row = await this.models.User.findByPk(ctx.meta.user!.id);
-				if (!row) throw notFound("User");
-				return toUser(row);
+				const stored = await this.store.findById(ctx.meta.user!.id);
+				if (!stored) throw notFound("User");
+				return toUser(stored);
 			}
 		},
 
@@ -155,22 +134,22 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 			async handler(ctx: Context<ResolveTokenParams>): Promise<AuthUser> {
 				let subject: string;
 				try {
-					const payload = jwt.verify(ctx.params.token, shopConfig().jwtSecret, { algorithms: ["HS256"] });
+					const payload = jwt.verify(ctx.params.token, this.settings.jwtSecret, { algorithms: ["HS256"] });
 					if (typeof payload === "string" || typeof payload.sub !== "string") throw new Error("no subject");
 					subject = payload.sub;
 				} catch {
 					throw unauthorized("Invalid or expired token");
 				}
-				const row = await this.models.User.findByPk(subject);
-				if (!row) throw unauthorized("Invalid or expired token");
-				return { id: row.id, email: row.email, role: row.role };
+				const stored = await this.store.findById(subject);
+				if (!stored) throw unauthorized("Invalid or expired token");
+				return { id: stored.id, email: stored.email, role: stored.role };
 			}
 		}
 	},
 
 	methods: {
 		issueToken(user: User): string {
-			return jwt.sign({ role: user.role }, shopConfig().jwtSecret, {
+			return jwt.sign({ role: user.role }, this.settings.jwtSecret, {
 				algorithm: "HS256",
 				subject: user.id,
 				expiresIn: this.settings.tokenTtl as jwt.SignOptions["expiresIn"]
@@ -180,25 +159,16 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<ReturnType
 		/** Creates the admin account, or resets its password and role: ADMIN_EMAIL/ADMIN_PASSWORD win at every start. */
 		async upsertAdmin(rawEmail: string, password: string): Promise<void> {
 			const email = rawEmail.trim().toLowerCase();
-			const passwordHash = await hashPassword(password);
-			await this.db.transaction(async tx => {
-				const existing = await this.models.User.findOne({ where: { email }, ...tx });
-				if (existing) {
-					await existing.update({ passwordHash, role: "admin" }, tx);
-				} else {
-					await this.models.User.create({ id: randomUUID(), email, name: "Administrator", role: "admin", passwordHash }, tx);
-				}
-			});
+			await this.store.upsertAdmin(email, await hashPassword(password), randomUUID());
 			this.logger.info(`Admin account ready: ${email}`);
 		}
 	},
 
 	async started() {
-		const config = shopConfig();
-		if (config.jwtSecretGenerated) {
+		if (this.settings.jwtSecretGenerated) {
 			this.logger.warn("JWT_SECRET is not set: tokens are signed with a random secret and stop working at the next start.");
 		}
-		if (config.admin) await this.upsertAdmin(config.admin.email, config.admin.password);
+		if (this.settings.admin) await this.upsertAdmin(this.settings.admin.email, this.settings.admin.password);
 	}
 };
 

@@ -1,0 +1,63 @@
+/**
+ * What a service's store sees of its database, whatever the dialect: bound statements, one atomic
+ * write, one transaction. The adapters (sqlite.ts, postgres.ts) are the only files that know a
+ * driver; migrations.ts runs a store's schema changes.
+ *
+ * Statements use numbered placeholders `$1, $2, ...` on both dialects and every value is bound,
+ * never written into the SQL text. Values are strings, numbers or null: a store turns dates into
+ * ISO strings and objects into JSON itself, so that what is stored is what it chose.
+ */
+import type { Logger } from "moleculer";
+import { PostgresDatabase } from "./postgres";
+import { SqliteDatabase } from "./sqlite";
+
+export type DialectName = "sqlite" | "postgres";
+export type SqlValue = string | number | null;
+
+/** Runs statements: on the database itself, or inside a write or transaction. */
+export interface Sql {
+	/** A writing statement; answers how many rows it changed. */
+	run(statement: string, params?: readonly SqlValue[]): Promise<number>;
+	/** A query; answers its rows, with the columns' names as keys. */
+	all<Row extends object>(statement: string, params?: readonly SqlValue[]): Promise<Row[]>;
+	/** A query's first row, if any. */
+	one<Row extends object>(statement: string, params?: readonly SqlValue[]): Promise<Row | undefined>;
+}
+
+/** A service's own database: reads on it directly, writes through `write` or `transaction`. */
+export interface Database extends Sql {
+	readonly dialect: DialectName;
+	/**
+	 * Work with at most ONE writing statement (plus reads): a single statement is atomic by itself.
+	 * On SQLite it shares a batch's commit; on PostgreSQL it autocommits.
+	 */
+	write<T>(work: (sql: Sql) => Promise<T>): Promise<T>;
+	/**
+	 * Several statements that commit together or not at all (a throw rolls them back).
+	 * `work` must only talk to this database: on SQLite it holds the write lock.
+	 */
+	transaction<T>(work: (sql: Sql) => Promise<T>): Promise<T>;
+	/**
+	 * Inside a transaction: waits until no other transaction holds `key`, and holds it until commit.
+	 * PostgreSQL needs it where two transactions would each check one table and write another;
+	 * SQLite's writers already run one at a time.
+	 */
+	lock(sql: Sql, key: string): Promise<void>;
+	/** An SQL condition: `column` contains the text bound at `placeholder`, ignoring case. */
+	containsText(column: string, placeholder: string): string;
+	/** Lets queued writes commit, then closes. Safe to call twice. */
+	close(): Promise<void>;
+}
+
+/** A unique index or primary key refused a row (both dialects). */
+export function isUniqueViolation(err: unknown): boolean {
+	const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+	if (code === "23505") return true; // PostgreSQL's unique_violation
+	return code === "SQLITE_CONSTRAINT" && typeof message === "string" && /UNIQUE|PRIMARY KEY/.test(message);
+}
+
+/** Opens the database a URL names (`sqlite:<file>`, `sqlite::memory:`, `postgres://...`). */
+export async function openDatabase(url: string, logger: Logger): Promise<Database> {
+	if (url.startsWith("sqlite:")) return SqliteDatabase.open(url.slice("sqlite:".length) || ":memory:", logger);
+	return PostgresDatabase.open(url, logger);
+}

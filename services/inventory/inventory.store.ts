@@ -1,0 +1,210 @@
+/**
+ * The inventory database: the only code that knows its tables (see inventory.migrations.ts).
+ *
+ * Stock moves only by atomic conditional UPDATEs (never read-then-write), and every product row an
+ * order touches is locked in id order, so two concurrent orders cannot deadlock on PostgreSQL.
+ */
+import type { Database, Sql } from "../../lib/db/database";
+import type { Product, ProductPrice, StockLine } from "../../lib/types";
+
+/** A `products` row as stored. */
+interface ProductRow {
+	id: string;
+	sku: string;
+	name: string;
+	description: string;
+	price: number;
+	stock: number;
+	created_at: string;
+	updated_at: string;
+}
+
+/** A `holds` row as stored. */
+interface HoldRow {
+	order_id: string;
+	status: HoldStatus;
+	/** StockLine[] as JSON. */
+	lines: string;
+	created_at: string;
+	updated_at: string;
+}
+
+export type HoldStatus = "held" | "committed" | "released";
+
+/** A line an order asked for more of than there is. */
+export interface Shortage {
+	productId: string;
+	requested: number;
+	available: number;
+}
+
+/** What a reservation did: the order's hold, or the lines it could not have (nothing taken). */
+export type ReserveResult = { status: HoldStatus } | { shortage: Shortage[] };
+
+export type NewProduct = Pick<Product, "id" | "sku" | "name" | "description" | "price" | "stock">;
+export type ProductChanges = Partial<Pick<Product, "name" | "description" | "price">>;
+
+const toProduct = (row: ProductRow): Product => ({
+	id: row.id,
+	sku: row.sku,
+	name: row.name,
+	description: row.description,
+	price: row.price,
+	currency: "USD",
+	stock: row.stock,
+	createdAt: row.created_at,
+	updatedAt: row.updated_at
+});
+
+const byProductId = (lines: StockLine[]) => [...lines].sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
+
+/** Thrown inside a reservation's transaction to roll back the lines already taken. */
+class ShortageFound extends Error {
+	constructor(readonly shortage: Shortage[]) {
+		super("shortage");
+	}
+}
+
+const now = () => new Date().toISOString();
+
+/** Adds a product unless its id or sku is taken (then it changes nothing). */
+const INSERT_PRODUCT = "INSERT INTO products (id, sku, name, description, price, stock, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING";
+const productValues = (p: NewProduct, at: string) => [p.id, p.sku, p.name, p.description, p.price, p.stock, at];
+
+export class InventoryStore {
+	constructor(private readonly db: Database) {}
+
+	async listProducts(query: { search?: string; limit: number; offset: number }): Promise<{ rows: Product[]; total: number }> {
+		const where = query.search ? `WHERE ${this.db.containsText("name", "$1")} OR ${this.db.containsText("sku", "$1")}` : "";
+		const filter = query.search ? [query.search] : [];
+		const next = filter.length;
+		const [rows, counted] = await Promise.all([
+			this.db.all<ProductRow>(`SELECT * FROM products ${where} ORDER BY created_at, sku LIMIT $${next + 1} OFFSET $${next + 2}`, [
+				...filter,
+				query.limit,
+				query.offset
+			]),
+			this.db.one<{ total: number }>(`SELECT COUNT(*) AS total FROM products ${where}`, filter)
+		]);
+		return { rows: rows.map(toProduct), total: counted?.total ?? 0 };
+	}
+
+	async findProduct(id: string): Promise<Product | undefined> {
+		const row = await this.db.one<ProductRow>("SELECT * FROM products WHERE id = $1", [id]);
+		return row && toProduct(row);
+	}
+
+	/** Adds a product; undefined when its sku is taken. */
+	async insertProduct(product: NewProduct): Promise<Product | undefined> {
+		const at = now();
+		const added = await this.db.write(sql => sql.run(INSERT_PRODUCT, productValues(product, at)));
+		return added === 1 ? { ...product, currency: "USD", createdAt: at, updatedAt: at } : undefined;
+	}
+
+	/** Changes the given fields; undefined when there is no such product. */
+	async updateProduct(id: string, changes: ProductChanges): Promise<Product | undefined> {
+		// Column names come from this fixed list, values are bound.
+		const columns = (["name", "description", "price"] as const).filter(column => changes[column] !== undefined);
+		const assignments = [...columns.map((column, i) => `${column} = $${i + 1}`), `updated_at = $${columns.length + 1}`];
+		const row = await this.db.write(sql =>
+			sql.one<ProductRow>(`UPDATE products SET ${assignments.join(", ")} WHERE id = $${columns.length + 2} RETURNING *`, [
+				...columns.map(column => changes[column] as string | number),
+				now(),
+				id
+			])
+		);
+		return row && toProduct(row);
+	}
+
+	/** Adds units to a product's stock unless that would take it above `max`; false when nothing changed. */
+	async restock(id: string, quantity: number, max: number): Promise<boolean> {
+		const changed = await this.db.write(sql =>
+			sql.run("UPDATE products SET stock = stock + $1, updated_at = $2 WHERE id = $3 AND stock + $1 <= $4", [quantity, now(), id, max])
+		);
+		return changed === 1;
+	}
+
+	/** What an order needs of each product: on every order's path, one plain SELECT. Missing ids are absent. */
+	pricesOf(ids: string[]): Promise<ProductPrice[]> {
+		return this.db.all<ProductPrice>(`SELECT id, sku, name, price FROM products WHERE id IN (${ids.map((_, i) => `$${i + 1}`).join(", ")})`, ids);
+	}
+
+	/**
+	 * Takes every line's units out of stock for an order, all or nothing, and remembers them in the
+	 * order's hold. A second call for the same order answers the first one's hold.
+	 */
+	async reserve(orderId: string, lines: StockLine[]): Promise<ReserveResult> {
+		try {
+			return await this.db.transaction(async sql => {
+				const existing = await sql.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]);
+				if (existing) return { status: existing.status };
+				const at = now();
+				const shortage: Shortage[] = [];
+				for (const { productId, quantity } of byProductId(lines)) {
+					const taken = await sql.run("UPDATE products SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1", [quantity, at, productId]);
+					if (taken === 0) {
+						const product = await sql.one<{ stock: number }>("SELECT stock FROM products WHERE id = $1", [productId]);
+						shortage.push({ productId, requested: quantity, available: product?.stock ?? 0 });
+					}
+				}
+				if (shortage.length > 0) throw new ShortageFound(shortage);
+				await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3)", [orderId, JSON.stringify(lines), at]);
+				return { status: "held" as const };
+			});
+		} catch (err) {
+			if (err instanceof ShortageFound) return { shortage: err.shortage };
+			throw err;
+		}
+	}
+
+	/** Marks an order's held stock as sold; answers the hold's status after it (undefined: no hold). */
+	async commit(orderId: string): Promise<HoldStatus | undefined> {
+		const changed = await this.db.write(sql =>
+			sql.run("UPDATE holds SET status = 'committed', updated_at = $1 WHERE order_id = $2 AND status = 'held'", [now(), orderId])
+		);
+		if (changed === 1) return "committed";
+		return (await this.db.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]))?.status;
+	}
+
+	/**
+	 * Puts an order's units back on sale; answers the lines given back (none when already released).
+	 * With no hold yet it leaves a released one, so that a late reserve takes nothing.
+	 */
+	release(orderId: string): Promise<StockLine[]> {
+		return this.db.transaction(async sql => {
+			const at = now();
+			// The one release that flips the hold gives the stock back: a concurrent second one
+			// (another node, PostgreSQL) waits on the row and then changes nothing.
+			const hold = await sql.one<Pick<HoldRow, "lines">>(
+				"UPDATE holds SET status = 'released', updated_at = $1 WHERE order_id = $2 AND status <> 'released' RETURNING lines",
+				[at, orderId]
+			);
+			if (!hold) {
+				await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'released', '[]', $2, $2) ON CONFLICT (order_id) DO NOTHING", [
+					orderId,
+					at
+				]);
+				return [];
+			}
+			const lines = JSON.parse(hold.lines) as StockLine[];
+			for (const { productId, quantity } of byProductId(lines)) {
+				await sql.run("UPDATE products SET stock = stock + $1, updated_at = $2 WHERE id = $3", [quantity, at, productId]);
+			}
+			return lines;
+		});
+	}
+
+	/** Adds these products if the catalogue is empty (safe when two nodes start at once); answers how many it added. */
+	seedIfEmpty(products: NewProduct[]): Promise<number> {
+		return this.db.transaction(async (sql: Sql) => {
+			const counted = await sql.one<{ total: number }>("SELECT COUNT(*) AS total FROM products");
+			if ((counted?.total ?? 0) > 0) return 0;
+			const at = now();
+			let added = 0;
+			for (const product of products) {
+				added += await sql.run(INSERT_PRODUCT, productValues(product, at));
+			}
+			return added;
+		});
+	}
+}

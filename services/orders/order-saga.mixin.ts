@@ -1,0 +1,130 @@
+/**
+ * The order saga, top-down: reserve the stock → capture the payment → commit the stock → confirmed;
+ * a shortage or a decline compensates (refund or void, release) → cancelled.
+ *
+ * Every step is idempotent per order id in the service that owns it (inventory's holds, payments'
+ * one payment per order and its voids), so a step that fails or times out is simply tried again
+ * later: a method answers where the order stands, and an unfinished order is the settle loop's.
+ */
+import type { Context, Errors, ServiceSchema } from "moleculer";
+import { ErrorType, notFound, outOfStock, paymentDeclined, type ShortageData } from "../../lib/errors";
+import { answerStatus, toPublicOrder } from "../../lib/order-rules";
+import type { OrderRefParams } from "../../lib/params";
+import type { CancelReason, Payment } from "../../lib/types";
+import type { HoldAnswer, ReserveParams } from "../inventory/inventory.service";
+import type { CaptureParams } from "../payments/payments.service";
+import type { StoredOrder } from "./orders.store";
+import type { OrdersMethods, OrdersSettings, OrdersThis, OrdersVars, Outcome, SagaMethods } from "./orders.types";
+
+const isType = (err: unknown, type: string) => (err as { type?: unknown } | null)?.type === type;
+const nameOf = (err: unknown) => (err instanceof Error ? err.name : String(err));
+
+const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
+	name: "order-saga",
+	methods: {
+		/** reserve → capture → commit → confirmed; stops where a step cannot be done now. */
+		async advance(ctx: Context, order: StoredOrder, card: string): Promise<Outcome> {
+			const stepOptions = { timeout: this.settings.stepTimeoutMs, retries: 0 };
+			try {
+				const items = order.items.map(({ productId, quantity }) => ({ productId, quantity }));
+				await ctx.call<HoldAnswer, ReserveParams>("inventory.reserve", { orderId: order.id, items }, stepOptions);
+			} catch (err) {
+				if (isType(err, ErrorType.OUT_OF_STOCK)) {
+					const cancelled = await this.compensate(ctx, order, "out_of_stock");
+					const data = (err as Errors.MoleculerError).data as ShortageData;
+					return { order: cancelled.order, error: cancelled.error ?? outOfStock({ ...data, orderId: order.id }) };
+				}
+				// Its stock was released meanwhile (given up elsewhere): take payments' final word.
+				if (isType(err, ErrorType.INVALID_STATE)) return this.resolveWithoutCard(ctx, order);
+				this.logger.warn(`Order ${order.id}: could not reserve stock yet (${nameOf(err)}); will retry`);
+				return { order };
+			}
+
+			let payment: Payment;
+			try {
+				payment = await ctx.call<Payment, CaptureParams>(
+					"payments.capture",
+					{ orderId: order.id, userId: order.userId, amount: order.total, card },
+					{ timeout: this.settings.paymentTimeoutMs, retries: 0 }
+				);
+			} catch (err) {
+				// Voided meanwhile (given up by another node or cancelled): take payments' final word.
+				if (isType(err, ErrorType.INVALID_STATE)) return this.resolveWithoutCard(ctx, order);
+				this.logger.warn(`Order ${order.id}: payment outcome unknown (${nameOf(err)}); will retry`);
+				return { order };
+			}
+
+			if (payment.status === "declined") {
+				const cancelled = await this.compensate(ctx, order, "payment_declined");
+				return { order: cancelled.order, error: cancelled.error ?? paymentDeclined({ orderId: order.id }) };
+			}
+			if (payment.status === "refunded") return this.compensate(ctx, order, "cancelled_by_user");
+			return this.confirm(ctx, order);
+		},
+
+		/** A paid order: its stock becomes sold, then it is confirmed. */
+		async confirm(ctx: Context, order: StoredOrder): Promise<Outcome> {
+			try {
+				await ctx.call<HoldAnswer, OrderRefParams>("inventory.commit", { orderId: order.id }, { timeout: this.settings.stepTimeoutMs, retries: 0 });
+			} catch (err) {
+				this.logger.warn(`Order ${order.id}: paid, stock commit pending (${nameOf(err)}); will retry`);
+				return { order };
+			}
+			return { order: await this.finish(order, "confirmed", null) };
+		},
+
+		/** Settles an order whose card is gone (timeout, crash): payments' final word decides. */
+		async resolveWithoutCard(ctx: Context, order: StoredOrder): Promise<Outcome> {
+			let payment: Payment | null;
+			try {
+				payment = await ctx.call<Payment | null, OrderRefParams>("payments.resolve", { orderId: order.id }, { timeout: this.settings.stepTimeoutMs, retries: 0 });
+			} catch (err) {
+				this.logger.warn(`Order ${order.id}: payments unreachable to settle it (${nameOf(err)}); will retry`);
+				return { order };
+			}
+			if (payment?.status === "captured") return this.confirm(ctx, order);
+			const reason: CancelReason = payment?.status === "declined" ? "payment_declined" : (order.cancelReason ?? "payment_failed");
+			return this.compensate(ctx, order, reason);
+		},
+
+		/** Gives everything back (refund or void, release the stock), then records the cancellation. */
+		async compensate(ctx: Context, order: StoredOrder, reason: CancelReason): Promise<Outcome> {
+			const stepOptions = { timeout: this.settings.stepTimeoutMs, retries: 1 };
+			try {
+				// Only an order that may have been charged needs payments' part.
+				if (reason !== "out_of_stock") await ctx.call<Payment | null, OrderRefParams>("payments.refund", { orderId: order.id }, stepOptions);
+				await ctx.call<HoldAnswer, OrderRefParams>("inventory.release", { orderId: order.id }, stepOptions);
+			} catch (err) {
+				this.logger.warn(`Order ${order.id}: cancellation (${reason}) not finished (${nameOf(err)}); will retry`);
+				return { order, error: err as Errors.MoleculerError };
+			}
+			return { order: await this.finish(order, "cancelled", reason) };
+		},
+
+		/**
+		 * Writes the final status (once: the first writer wins), then announces it. When the request
+		 * that created the order is still waiting in this process, its answer's status is recorded
+		 * in the same statement (for Idempotency-Key replays).
+		 */
+		async finish(order: StoredOrder, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<StoredOrder> {
+			const firstResponse = this.inFlight.has(order.id) ? answerStatus(status, reason) : null;
+			const updatedAt = new Date().toISOString();
+			if (!(await this.store.finish(order.id, { status, cancelReason: reason, firstResponse, updatedAt }))) {
+				return this.reload(order); // settled meanwhile by someone else: theirs stands
+			}
+			const finished: StoredOrder = { ...order, status, cancelReason: reason, updatedAt, firstResponse: order.firstResponse ?? firstResponse };
+			this.logger.info(`Order ${order.id} ${status}${reason ? ` (${reason})` : ""}`);
+			this.broker.emit(`order.${status}`, { order: toPublicOrder(finished) });
+			return finished;
+		},
+
+		async reload(order: StoredOrder): Promise<StoredOrder> {
+			const current = await this.store.find(order.id);
+			if (!current) throw notFound("Order", { id: order.id });
+			return current;
+		}
+	} satisfies SagaMethods & ThisType<OrdersThis>
+};
+
+// A mixin's `this` is the service that mixes it in; Moleculer's types cannot say so.
+export const OrderSagaMixin = schema as unknown as Partial<ServiceSchema>;

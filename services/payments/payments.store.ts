@@ -1,0 +1,91 @@
+/** The payments database: the only code that knows its tables (see payments.migrations.ts). */
+import type { Database, Sql } from "../../lib/db/database";
+import type { Payment, PaymentStatus } from "../../lib/types";
+
+/** A `payments` row as stored. */
+interface PaymentRow {
+	id: string;
+	order_id: string;
+	user_id: string;
+	amount: number;
+	status: PaymentStatus;
+	card_last4: string;
+	created_at: string;
+	updated_at: string;
+}
+
+const toPayment = (row: PaymentRow): Payment => ({
+	id: row.id,
+	orderId: row.order_id,
+	amount: row.amount,
+	currency: "USD",
+	status: row.status,
+	cardLast4: row.card_last4,
+	createdAt: row.created_at
+});
+
+export interface NewPayment {
+	id: string;
+	orderId: string;
+	userId: string;
+	amount: number;
+	status: PaymentStatus;
+	cardLast4: string;
+}
+
+export class PaymentsStore {
+	constructor(private readonly db: Database) {}
+
+	async listForOrder(orderId: string): Promise<Payment[]> {
+		const rows = await this.db.all<PaymentRow>("SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at", [orderId]);
+		return rows.map(toPayment);
+	}
+
+	/**
+	 * Records a payment unless the order already has one or was voided. Answers the order's payment
+	 * (the new one, or the first one on a retry), or undefined when the order was voided.
+	 */
+	capture(payment: NewPayment): Promise<Payment | undefined> {
+		return this.db.transaction(async sql => {
+			await this.db.lock(sql, `payment:${payment.orderId}`);
+			const now = new Date().toISOString();
+			await sql.run(
+				`INSERT INTO payments (id, order_id, user_id, amount, status, card_last4, created_at, updated_at)
+				 SELECT $1, $2, $3, CAST($4 AS BIGINT), $5, $6, $7, $7
+				 WHERE NOT EXISTS (SELECT 1 FROM voided_orders WHERE order_id = $2)
+				 ON CONFLICT (order_id) DO NOTHING`,
+				[payment.id, payment.orderId, payment.userId, payment.amount, payment.status, payment.cardLast4, now]
+			);
+			return this.find(sql, payment.orderId);
+		});
+	}
+
+	/** Refunds a captured payment; answers the order's payment as it now is (undefined: none, and now voided). */
+	refund(orderId: string): Promise<Payment | undefined> {
+		return this.db.transaction(async sql => {
+			const payment = await this.paymentOrVoid(sql, orderId);
+			if (payment?.status !== "captured") return payment;
+			await sql.run("UPDATE payments SET status = 'refunded', updated_at = $1 WHERE order_id = $2", [new Date().toISOString(), orderId]);
+			return { ...payment, status: "refunded" };
+		});
+	}
+
+	/** The order's payment; when it has none, the order is voided, so that no capture can ever charge it. */
+	resolve(orderId: string): Promise<Payment | undefined> {
+		return this.db.transaction(sql => this.paymentOrVoid(sql, orderId));
+	}
+
+	private async paymentOrVoid(sql: Sql, orderId: string): Promise<Payment | undefined> {
+		// Against a capture of the same order in another transaction (PostgreSQL); SQLite writes one at a time.
+		await this.db.lock(sql, `payment:${orderId}`);
+		const payment = await this.find(sql, orderId);
+		if (payment) return payment;
+		await sql.run("INSERT INTO voided_orders (order_id, created_at) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING", [orderId, new Date().toISOString()]);
+		return undefined;
+	}
+
+	private async find(sql: Sql, orderId: string): Promise<Payment | undefined> {
+		const row = await sql.one<PaymentRow>("SELECT * FROM payments WHERE order_id = $1", [orderId]);
+		return row && toPayment(row);
+	}
+}
