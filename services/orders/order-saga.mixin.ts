@@ -17,7 +17,8 @@ import type { StoredOrder } from "./orders.store";
 import type { OrdersMethods, OrdersSettings, OrdersThis, OrdersVars, Outcome, SagaMethods } from "./orders.types";
 
 const isType = (err: unknown, type: string) => (err as { type?: unknown } | null)?.type === type;
-const nameOf = (err: unknown) => (err instanceof Error ? err.name : String(err));
+/** For the log: what went wrong, in a few words (errors carry no params, so no card number). */
+const nameOf = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 
 const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 	name: "order-saga",

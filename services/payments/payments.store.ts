@@ -48,12 +48,12 @@ export class PaymentsStore {
 	capture(payment: NewPayment): Promise<Payment | undefined> {
 		return this.db.transaction(async sql => {
 			await this.db.lock(sql, `payment:${payment.orderId}`);
+			const voided = await sql.one("SELECT order_id FROM voided_orders WHERE order_id = $1", [payment.orderId]);
+			if (voided) return undefined;
 			const now = new Date().toISOString();
 			await sql.run(
 				`INSERT INTO payments (id, order_id, user_id, amount, status, card_last4, created_at, updated_at)
-				 SELECT $1, $2, $3, CAST($4 AS BIGINT), $5, $6, $7, $7
-				 WHERE NOT EXISTS (SELECT 1 FROM voided_orders WHERE order_id = $2)
-				 ON CONFLICT (order_id) DO NOTHING`,
+				 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (order_id) DO NOTHING`,
 				[payment.id, payment.orderId, payment.userId, payment.amount, payment.status, payment.cardLast4, now]
 			);
 			return this.find(sql, payment.orderId);
