@@ -10,6 +10,7 @@
 import type { ActionSchema, Context, Service, ServiceSchema } from "moleculer";
 import type { IncomingRequest, Route } from "moleculer-web";
 import type { AuthUser, ShopMeta } from "../lib/types";
+import type { ResolveTokenParams } from "../services/users/users.service";
 import { forbidden, unauthorized } from "../lib/errors";
 
 export type AuthRequirement = NonNullable<ActionSchema["auth"]>;
@@ -35,7 +36,7 @@ export const AuthMixin: Partial<ServiceSchema> = {
 				return null;
 			}
 			// A token resolveToken's schema refuses (e.g. over its length limit) is a bad token: 401, not 422.
-			return ctx.call<AuthUser, { token: string }>("users.resolveToken", { token }).catch((err: unknown) => {
+			return ctx.call<AuthUser, ResolveTokenParams>("users.resolveToken", { token }).catch((err: unknown) => {
 				if ((err as { code?: unknown } | null)?.code === 422) throw unauthorized("Invalid or expired token");
 				throw err;
 			});

@@ -12,8 +12,8 @@ import type { Context, ServiceSchema } from "moleculer";
 import { decideCharge, isValidCardNumber, lastFour } from "../../lib/cards";
 import { invalidState, validationError } from "../../lib/errors";
 import { shopConfig } from "../../lib/config";
-import { idRule, type OrderRefParams } from "../../lib/params";
-import type { Payment, ShopMeta } from "../../lib/types";
+import { idRule, type IdParams, type OrderRefParams } from "../../lib/params";
+import type { Order, Payment, ShopMeta } from "../../lib/types";
 import { createDbMixin, type DbSettings, type DbVars } from "../../mixins/db.mixin";
 import { migrations } from "./payments.migrations";
 import { PaymentsStore } from "./payments.store";
@@ -50,7 +50,7 @@ const PaymentsService: ServiceSchema<PaymentsSettings, object, DbVars<PaymentsSt
 			params: { orderId: idRule, $$strict: "remove" },
 			async handler(ctx: Context<OrderRefParams, ShopMeta>): Promise<{ rows: Payment[] }> {
 				const { orderId } = ctx.params;
-				if (ctx.meta.user!.role !== "admin") await ctx.call("orders.get", { id: orderId });
+				if (ctx.meta.user!.role !== "admin") await ctx.call<Order, IdParams>("orders.get", { id: orderId });
 				return { rows: await this.store.listForOrder(orderId) };
 			}
 		},
