@@ -48,7 +48,7 @@ export class SqliteDatabase implements Database {
 	private draining = false;
 	private closing: Promise<void> | null = null;
 	/** Prepared once per SQL text: a store's statements are a handful of constants. */
-	private readonly statements = new Map<string, sqlite3.Statement>();
+	private readonly statements = new Map<string, Promise<sqlite3.Statement>>();
 	/** What a job runs its statements on: the connection itself, inside the batch's transaction. */
 	private readonly inBatch: Sql = { run: (s, p) => this.run(s, p), all: (s, p) => this.all(s, p), one: (s, p) => this.one(s, p) };
 
@@ -71,8 +71,8 @@ export class SqliteDatabase implements Database {
 		return db;
 	}
 
-	run(statement: string, params: readonly SqlValue[] = []): Promise<number> {
-		const prepared = this.prepared(statement);
+	async run(statement: string, params: readonly SqlValue[] = []): Promise<number> {
+		const prepared = await this.prepared(statement);
 		return new Promise((resolve, reject) =>
 			prepared.run(bind(params), function (this: sqlite3.RunResult, err: Error | null) {
 				if (err) reject(err);
@@ -81,8 +81,8 @@ export class SqliteDatabase implements Database {
 		);
 	}
 
-	all<Row extends object>(statement: string, params: readonly SqlValue[] = []): Promise<Row[]> {
-		const prepared = this.prepared(statement);
+	async all<Row extends object>(statement: string, params: readonly SqlValue[] = []): Promise<Row[]> {
+		const prepared = await this.prepared(statement);
 		return new Promise((resolve, reject) => prepared.all(bind(params), (err: Error | null, rows: Row[]) => (err ? reject(err) : resolve(rows))));
 	}
 
@@ -110,17 +110,27 @@ export class SqliteDatabase implements Database {
 		this.closing ??= (async () => {
 			while (this.draining || this.queue.length > 0) await new Promise(resolve => setTimeout(resolve, 10));
 			// SQLite refuses to close a connection with statements still prepared on it.
-			await Promise.all([...this.statements.values()].map(statement => new Promise<void>(resolve => statement.finalize(() => resolve()))));
+			const statements = await Promise.allSettled(this.statements.values());
+			await Promise.all(
+				statements.map(prepared => (prepared.status === "fulfilled" ? new Promise<void>(resolve => prepared.value.finalize(() => resolve())) : undefined))
+			);
 			this.statements.clear();
 			await new Promise<void>((resolve, reject) => this.connection.close(err => (err ? reject(err) : resolve())));
 		})();
 		return this.closing;
 	}
 
-	private prepared(statement: string): sqlite3.Statement {
+	/** Prepared once per SQL text; a statement that fails to prepare is not kept (the next call tries again). */
+	private prepared(statement: string): Promise<sqlite3.Statement> {
 		let prepared = this.statements.get(statement);
 		if (!prepared) {
-			prepared = this.connection.prepare(statement);
+			prepared = new Promise((resolve, reject) => {
+				const compiled: sqlite3.Statement = this.connection.prepare(statement, err => {
+					if (!err) return resolve(compiled);
+					this.statements.delete(statement);
+					reject(err);
+				});
+			});
 			this.statements.set(statement, prepared);
 		}
 		return prepared;
