@@ -2,7 +2,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { shopConfig, type ShopConfig } from "../../lib/config";
+import type { Service } from "moleculer";
+import type { Database } from "../../lib/db/database";
 import type { AuthUser, ShopMeta } from "../../lib/types";
 
 export const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
@@ -29,22 +30,43 @@ export function tempDir(prefix: string): { dir: string; remove(): void } {
 	return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** The secret the unit specs' users service signs its tokens with. */
+export const JWT_SECRET = "unit-test-secret-0123456789";
+
 /**
- * Patches the process's memoised configuration (lib/config.ts reads the environment once), as an
- * operator changing the environment between two starts would; answers a function that restores it.
+ * The settings a unit spec gives each data service, so that nothing depends on the environment the
+ * tests run in (the services' defaults come from it): every database in memory, or, with `dir`, a
+ * SQLite file per service in `dir` (shared by a node and its restarted self); a known JWT secret,
+ * no admin account, no demo catalogue.
  *
- * Why not a fresh module registry (jest.isolateModules): Sequelize loads its dialect lazily, so a
- * second copy of it would mix with the first and break its query building.
+ *     broker.createService({ name: "orders", mixins: [OrdersService], settings: { ...unitSettings().orders, paymentTimeoutMs: 300 } })
  */
-export function patchConfig(changes: Partial<ShopConfig>): () => void {
-	const config = shopConfig();
-	const saved: Partial<ShopConfig> = {};
-	for (const key of Object.keys(changes) as Array<keyof ShopConfig>) (saved as Record<string, unknown>)[key] = config[key];
-	Object.assign(config, changes);
-	return () => {
-		Object.assign(config, saved);
+export function unitSettings(dir?: string) {
+	const db = (service: string) => (dir ? `sqlite:${path.join(dir, `${service}.sqlite`)}` : "sqlite::memory:");
+	return {
+		users: { db: db("users"), jwtSecret: JWT_SECRET, jwtSecretGenerated: false, admin: null as { email: string; password: string } | null },
+		inventory: { db: db("inventory"), seedDemo: false },
+		orders: { db: db("orders") },
+		payments: { db: db("payments") }
 	};
 }
 
-/** A configuration patch that puts every service's database in `dir`. */
-export const databasesIn = (dir: string): Pick<ShopConfig, "dbUrl"> => ({ dbUrl: service => `sqlite:${path.join(dir, `${service}.sqlite`)}` });
+/** The database a started data service has opened (mixins/db.mixin.ts), for a test to plant or inspect rows. */
+export function dbOf(service: Service | null | undefined): Database {
+	const db = (service as (Service & { db?: Database }) | null | undefined)?.db;
+	if (!db) throw new Error("That service is not started, or has no database");
+	return db;
+}
+
+/** The store a started data service works with (mixins/db.mixin.ts). */
+export function storeOf<Store>(service: Service | null | undefined): Store {
+	const store = (service as (Service & { store?: Store }) | null | undefined)?.store;
+	if (!store) throw new Error("That service is not started, or has no store");
+	return store;
+}
+
+/** `SELECT COUNT(*)` with bound parameters, as a number. */
+export async function countRows(db: Database, statement: string, params: Array<string | number | null> = []): Promise<number> {
+	const row = await db.one<{ count: number | string }>(statement, params);
+	return Number(row?.count ?? 0);
+}

@@ -1,15 +1,15 @@
-import "./env";
 import { Errors, ServiceBroker, type Context, type Service, type ServiceSchema } from "moleculer";
+import type { Database } from "../../lib/db/database";
 import type { AuthUser, Order, Page, Payment, Product, ShopMeta, StockLine } from "../../lib/types";
-import InventoryService from "../../services/inventory.service";
-import OrdersService from "../../services/orders.service";
-import PaymentsService from "../../services/payments.service";
-import { toErrorBody } from "../../mixins/errors";
-import { databasesIn, metaOf, patchConfig, sleep, tempDir, waitFor } from "./helpers";
+import InventoryService from "../../services/inventory/inventory.service";
+import OrdersService from "../../services/orders/orders.service";
+import type { OrdersStore, StoredOrder } from "../../services/orders/orders.store";
+import PaymentsService from "../../services/payments/payments.service";
+import { toErrorBody } from "../../lib/errors";
+import { countRows, dbOf, metaOf, sleep, storeOf, tempDir, unitSettings, waitFor } from "./helpers";
 
-// The orders service waits this long for a capture before answering 202 (read by lib/config.ts at
-// the first service created, i.e. after this line).
-process.env.PAYMENT_TIMEOUT_MS = "300";
+/** The orders service waits this long for a capture before answering 202. */
+const PAYMENT_TIMEOUT_MS = 300;
 
 const APPROVED = "4242424242424242";
 const DECLINED = "4000000000000002";
@@ -37,29 +37,26 @@ interface ShopModules {
 	OrdersService: ServiceSchema;
 }
 
-type RowModel = {
-	findAll(options?: object): Promise<Array<{ get(options: { plain: true }): Record<string, unknown> }>>;
-	findByPk(id: string): Promise<{ get(options: { plain: true }): Record<string, unknown> } | null>;
-	count(options?: object): Promise<number>;
-	create(values: object): Promise<unknown>;
-	update(values: object, options: object): Promise<unknown>;
-};
-
 interface Shop {
 	broker: ServiceBroker;
 	faults: Faults;
 	events: Array<{ event: string; order: Order }>;
-	models(service: "orders" | "inventory" | "payments"): Record<string, RowModel>;
+	/** A service's database, for the test to plant or inspect rows. */
+	db(service: "orders" | "inventory" | "payments"): Database;
+	ordersStore(): OrdersStore;
 }
 
-function buildShop(mod: ShopModules, nodeID: string): Shop {
+/** A shop in one broker: its databases in memory, or SQLite files in `dir` (shared by a node and its restarted self). */
+function buildShop(mod: ShopModules, nodeID: string, dir?: string): Shop {
 	const broker = new mod.ServiceBroker({ nodeID, logger: false, transporter: null, cacher: "Memory" });
 	const faults: Faults = {};
 	const events: Shop["events"] = [];
-	broker.createService(mod.InventoryService);
+	const settings = unitSettings(dir);
+	broker.createService({ name: "inventory", mixins: [mod.InventoryService], settings: settings.inventory } as ServiceSchema);
 	broker.createService({
 		name: "payments",
 		mixins: [mod.PaymentsService],
+		settings: settings.payments,
 		hooks: {
 			before: {
 				capture: async (ctx: Context<{ orderId: string }>) => faults.capture?.(ctx),
@@ -75,7 +72,11 @@ function buildShop(mod: ShopModules, nodeID: string): Shop {
 		}
 	} as ServiceSchema);
 	// Fast settle loop for the tests (the default is every second).
-	broker.createService({ name: "orders", mixins: [mod.OrdersService], settings: { settleIntervalMs: 100 } } as ServiceSchema);
+	broker.createService({
+		name: "orders",
+		mixins: [mod.OrdersService],
+		settings: { ...settings.orders, paymentTimeoutMs: PAYMENT_TIMEOUT_MS, settleIntervalMs: 100 }
+	} as ServiceSchema);
 	broker.createService({
 		name: "order-watcher",
 		events: {
@@ -91,7 +92,8 @@ function buildShop(mod: ShopModules, nodeID: string): Shop {
 		broker,
 		faults,
 		events,
-		models: service => (broker.getLocalService(service) as Service & { models: Record<string, RowModel> }).models
+		db: service => dbOf(broker.getLocalService(service)),
+		ordersStore: () => storeOf<OrdersStore>(broker.getLocalService("orders"))
 	};
 }
 
@@ -135,11 +137,11 @@ function shopClient(shop: Shop) {
 			return broker.call<{ rows: Payment[] }, object>("payments.list", { orderId }, { meta: metaOf(admin) }).then(answer => answer.rows);
 		},
 		async holdStatus(orderId: string): Promise<unknown> {
-			return (await shop.models("inventory").Hold.findByPk(orderId))?.get({ plain: true }).status ?? null;
+			return (await shop.db("inventory").one<{ status: string }>("SELECT status FROM holds WHERE order_id = $1", [orderId]))?.status ?? null;
 		},
 		/** The orders stored for a user, straight from the database. */
 		ordersOf(userId: string) {
-			return shop.models("orders").Order.count({ where: { userId } });
+			return countRows(shop.db("orders"), "SELECT COUNT(*) AS count FROM orders WHERE user_id = $1", [userId]);
 		}
 	};
 }
@@ -149,12 +151,14 @@ const unavailableError = (ctx: Context) => new Errors.ServiceNotAvailableError({
 
 /** Checks the contract's invariants 1 and 2 for the given products (initial stock + restocks known). */
 async function checkInvariants(shop: Shop, client: ReturnType<typeof shopClient>, initial: Map<string, number>) {
-	const orders = (await shop.models("orders").Order.findAll()).map(row => row.get({ plain: true }));
+	const orders = (await shop.db("orders").all<{ id: string; status: string; items: string; total: number }>("SELECT id, status, items, total FROM orders")).map(
+		row => ({ ...row, items: JSON.parse(row.items) as StockLine[] })
+	);
 	for (const [productId, stock0] of initial) {
 		let held = 0;
 		for (const order of orders) {
 			if (order.status === "cancelled") continue;
-			for (const item of order.items as StockLine[]) if (item.productId === productId) held += item.quantity;
+			for (const item of order.items) if (item.productId === productId) held += item.quantity;
 		}
 		const stock = await client.stockOf(productId);
 		expect(stock).toBeGreaterThanOrEqual(0);
@@ -222,7 +226,11 @@ describe("orders service", () => {
 
 		it("never lets the settle loop take over an order its request is still creating", async () => {
 			const p = await product(40, 100);
-			const orders = shop.broker.getLocalService("orders") as Service & { settleUnfinished(): Promise<void> };
+			const orders = shop.broker.getLocalService("orders") as Service & { settleUnfinished(): Promise<void>; settings: { paymentTimeoutMs: number } };
+			// Room for 30 captures on a busy machine: a 202 here would only mean a capture outran the
+			// payment timeout, not that the loop took an order over (that cancels it: an error answer).
+			const paymentTimeoutMs = orders.settings.paymentTimeoutMs;
+			orders.settings.paymentTimeoutMs = 5000;
 			let creating = true;
 			// The settle loop, as often as it can run, alongside the requests.
 			const loop = (async () => {
@@ -231,9 +239,14 @@ describe("orders service", () => {
 					await new Promise(resolve => setImmediate(resolve));
 				}
 			})();
-			const answers = await Promise.all(Array.from({ length: 30 }, () => client.create([{ productId: p.id, quantity: 1 }])));
-			creating = false;
-			await loop;
+			let answers: Answer[];
+			try {
+				answers = await Promise.all(Array.from({ length: 30 }, () => client.create([{ productId: p.id, quantity: 1 }])));
+			} finally {
+				creating = false;
+				orders.settings.paymentTimeoutMs = paymentTimeoutMs;
+				await loop;
+			}
 			expect(answers.map(answer => answer.error?.message ?? answer.status)).toEqual(Array(30).fill(201));
 			expect(await client.stockOf(p.id)).toBe(10);
 		});
@@ -242,7 +255,8 @@ describe("orders service", () => {
 			const p = await product(3);
 			const meta: ShopMeta = metaOf(alice);
 			const order = await shop.broker.call<Order, object>("orders.create", { items: [{ productId: p.id, quantity: 1 }], payment: { card: APPROVED } }, { meta });
-			expect(meta.$location).toBe(`/api/orders/${order.id}`);
+			// Relative to the service's base; the gateway adds /api.
+			expect(meta.$location).toBe(`/orders/${order.id}`);
 		});
 
 		it("merges lines of the same product into one", async () => {
@@ -585,7 +599,7 @@ describe("orders service", () => {
 
 			await client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice);
 			const all = await client.list(admin, { pageSize: 100 });
-			const stored = await shop.models("orders").Order.count();
+			const stored = await countRows(shop.db("orders"), "SELECT COUNT(*) AS count FROM orders");
 			expect(all.total).toBe(stored);
 			const users = new Set(all.rows.map(order => order.userId));
 			expect([...users].sort()).toEqual(expect.arrayContaining([alice.id, bob.id, carol.id]));
@@ -595,25 +609,35 @@ describe("orders service", () => {
 	describe("orphaned orders (settle loop)", () => {
 		/** Makes an order look last worked on a minute ago (whichever timestamp the service reads). */
 		const backdate = async (orderId: string) => {
-			const old = new Date(Date.now() - 60_000);
-			await shop.models("orders").Order.update({ updatedAt: old, attendedAt: old }, { where: { id: orderId }, silent: true });
+			const old = new Date(Date.now() - 60_000).toISOString();
+			await shop.db("orders").write(sql => sql.run("UPDATE orders SET updated_at = $1, attended_at = $1 WHERE id = $2", [old, orderId]));
+		};
+		/** Stores a pending order as a node's request would have, before any step ran. */
+		const plantPending = async (order: Pick<StoredOrder, "id" | "items" | "total" | "ownerNode">) => {
+			const now = new Date().toISOString();
+			const planted: StoredOrder = {
+				userId: alice.id,
+				status: "pending",
+				cancelReason: null,
+				idempotencyKey: null,
+				firstResponse: 202,
+				attendedAt: now,
+				createdAt: now,
+				updatedAt: now,
+				...order
+			};
+			expect(await shop.ordersStore().insert(planted)).toBe(true);
 		};
 
 		it("settles a pending order left by a dead node, with stock held and no payment: cancelled payment_failed, stock back", async () => {
 			const p = await product(5, 400);
 			const orderId = "orphan-without-payment";
 			await shop.broker.call("inventory.reserve", { orderId, items: [{ productId: p.id, quantity: 2 }] });
-			await shop.models("orders").Order.create({
+			await plantPending({
 				id: orderId,
-				userId: alice.id,
-				status: "pending",
 				items: [{ productId: p.id, sku: p.sku, name: p.name, quantity: 2, unitPrice: 400 }],
 				total: 800,
-				cancelReason: null,
-				idempotencyKey: null,
-				firstResponse: 202,
-				ownerNode: "a-node-that-died",
-				attendedAt: new Date()
+				ownerNode: "a-node-that-died"
 			});
 			// Last touched a minute ago: no live node is working on it.
 			await backdate(orderId);
@@ -632,17 +656,11 @@ describe("orders service", () => {
 			const p = await product(5);
 			const orderId = "fresh-order-of-another-node";
 			await shop.broker.call("inventory.reserve", { orderId, items: [{ productId: p.id, quantity: 1 }] });
-			await shop.models("orders").Order.create({
+			await plantPending({
 				id: orderId,
-				userId: alice.id,
-				status: "pending",
 				items: [{ productId: p.id, sku: p.sku, name: p.name, quantity: 1, unitPrice: 1000 }],
 				total: 1000,
-				cancelReason: null,
-				idempotencyKey: null,
-				firstResponse: 202,
-				ownerNode: shop.broker.nodeID + "-peer",
-				attendedAt: new Date()
+				ownerNode: shop.broker.nodeID + "-peer"
 			});
 			// The broker started more than 5 s ago only if earlier tests were slow; either way the order
 			// was touched just now, so it is settled only once its owner is known dead.
@@ -659,7 +677,11 @@ describe("orders service", () => {
 
 	describe("afterwards", () => {
 	it("keeps the contract's invariants over everything above", async () => {
-		await waitFor(async () => (await shop.models("orders").Order.count({ where: { status: "pending" } })) === 0, 8000, "no pending orders");
+		await waitFor(
+			async () => (await countRows(shop.db("orders"), "SELECT COUNT(*) AS count FROM orders WHERE status = $1", ["pending"])) === 0,
+			8000,
+			"no pending orders"
+		);
 		await checkInvariants(shop, client, initialStock);
 	});
 	});
@@ -671,14 +693,10 @@ describe("orders service: crash recovery on the same database files", () => {
 
 	const modules = { ServiceBroker, InventoryService, PaymentsService, OrdersService } as unknown as ShopModules;
 	/** Every service's database is a file in `tmp`, shared by the node and its restarted self. */
-	let restoreConfig: () => void;
-	beforeAll(() => {
-		restoreConfig = patchConfig(databasesIn(tmp.dir));
-	});
-	afterAll(() => restoreConfig());
+	const buildNode = (nodeID: string) => buildShop(modules, nodeID, tmp.dir);
 
 	it("a restarted node settles what its previous life left pending: confirmed if paid, else cancelled payment_failed", async () => {
-		const first = buildShop(modules, "recovery-node");
+		const first = buildNode("recovery-node");
 		const firstClient = shopClient(first);
 		await first.broker.start();
 		let paidId: string;
@@ -708,7 +726,7 @@ describe("orders service: crash recovery on the same database files", () => {
 			await first.broker.stop();
 		}
 
-		const second = buildShop(modules, "recovery-node");
+		const second = buildNode("recovery-node");
 		const secondClient = shopClient(second);
 		await second.broker.start();
 		try {
@@ -735,7 +753,7 @@ describe("orders service: crash recovery on the same database files", () => {
 	});
 
 	it("a node started under a new node id settles the orders of the dead node it replaces", async () => {
-		const first = buildShop(modules, "old-node");
+		const first = buildNode("old-node");
 		const firstClient = shopClient(first);
 		await first.broker.start();
 		let orderId: string;
@@ -753,7 +771,7 @@ describe("orders service: crash recovery on the same database files", () => {
 			await first.broker.stop();
 		}
 
-		const second = buildShop(modules, "new-node");
+		const second = buildNode("new-node");
 		const secondClient = shopClient(second);
 		await second.broker.start();
 		try {

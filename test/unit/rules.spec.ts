@@ -1,10 +1,11 @@
-/** The plain functions: lib/cards.ts, lib/order-rules.ts, lib/config.ts, mixins/errors.ts, mixins/rest-aliases.ts. */
+/** The plain functions: lib/cards.ts, lib/order-rules.ts, lib/config.ts, lib/errors.ts, lib/rest-aliases.ts. */
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { Errors } from "moleculer";
 import ApiGateway from "moleculer-web";
 import { APPROVED_TEST_CARD, DECLINED_TEST_CARD, decideCharge, isValidCardNumber, lastFour, passesLuhn } from "../../lib/cards";
-import { ConfigError, loadConfig, SERVICE_NAMES } from "../../lib/config";
-import { answerStatus, mergeLines, orderTotal, priceLines } from "../../lib/order-rules";
+import { ConfigError, loadConfig, SERVICE_NAMES, SERVICES_DIR } from "../../lib/config";
+import { answerStatus, finishableFrom, isSettled, mergeLines, orderTotal, priceLines, toPublicOrder } from "../../lib/order-rules";
 import type { Product } from "../../lib/types";
 import {
 	alreadyExists,
@@ -16,12 +17,12 @@ import {
 	toErrorBody,
 	unauthorized,
 	validationError
-} from "../../mixins/errors";
-import { restAliases } from "../../mixins/rest-aliases";
-import InventoryService from "../../services/inventory.service";
-import OrdersService from "../../services/orders.service";
-import PaymentsService from "../../services/payments.service";
-import UsersService from "../../services/users.service";
+} from "../../lib/errors";
+import { restAliases } from "../../lib/rest-aliases";
+import InventoryService from "../../services/inventory/inventory.service";
+import OrdersService from "../../services/orders/orders.service";
+import PaymentsService from "../../services/payments/payments.service";
+import UsersService from "../../services/users/users.service";
 
 const WebErrors = ApiGateway.Errors;
 
@@ -152,6 +153,51 @@ describe("order rules", () => {
 	] as const)("answerStatus(%s, %s) is %d", (status, reason, code) => {
 		expect(answerStatus(status, reason)).toBe(code);
 	});
+
+	it("finishableFrom: pending → confirmed; pending or confirmed → cancelled; nothing leaves cancelled", () => {
+		expect(finishableFrom("confirmed")).toEqual(["pending"]);
+		expect([...finishableFrom("cancelled")].sort()).toEqual(["confirmed", "pending"]);
+	});
+
+	it.each([
+		["pending", null, false],
+		["pending", "cancelled_by_user", false],
+		["confirmed", null, true],
+		["confirmed", "cancelled_by_user", false],
+		["cancelled", "payment_failed", true]
+	] as const)("isSettled(%s, %s) is %s", (status, cancelReason, settled) => {
+		expect(isSettled({ status, cancelReason })).toBe(settled);
+	});
+
+	it("toPublicOrder shows the contract's fields, and a cancellation only once it is done", () => {
+		const stored = {
+			id: "o1",
+			userId: "u1",
+			status: "confirmed" as const,
+			items: [{ productId: "a", sku: "A", name: "A", quantity: 1, unitPrice: 100 }],
+			total: 100,
+			cancelReason: "cancelled_by_user" as const,
+			createdAt: "2024-01-01T00:00:00.000Z",
+			updatedAt: "2024-01-02T00:00:00.000Z",
+			// Bookkeeping a client never sees.
+			idempotencyKey: "key",
+			firstResponse: 201,
+			ownerNode: "node-1",
+			attendedAt: "2024-01-02T00:00:00.000Z"
+		};
+		expect(toPublicOrder(stored)).toEqual({
+			id: "o1",
+			userId: "u1",
+			status: "confirmed",
+			items: stored.items,
+			total: 100,
+			currency: "USD",
+			cancelReason: null,
+			createdAt: stored.createdAt,
+			updatedAt: stored.updatedAt
+		});
+		expect(toPublicOrder({ ...stored, status: "cancelled" })).toMatchObject({ status: "cancelled", cancelReason: "cancelled_by_user" });
+	});
 });
 
 // --- configuration --------------------------------------------------------------------------------
@@ -194,6 +240,17 @@ describe("loadConfig", () => {
 		expect(loadConfig({}).jwtSecret).not.toBe(config.jwtSecret);
 		expect(config.dbUrl("orders")).toBe(`sqlite:${path.resolve("./data", "orders.sqlite")}`);
 		expect(config.dbUrl("users")).toBe(`sqlite:${path.resolve("./data", "users.sqlite")}`);
+		// Any service's, a service added later included.
+		expect(config.dbUrl("shipping")).toBe(`sqlite:${path.resolve("./data", "shipping.sqlite")}`);
+	});
+
+	it("knows the services from their folders: services/<name>/<name>.service.ts, sorted", () => {
+		expect(SERVICE_NAMES).toEqual(expect.arrayContaining(["api", "inventory", "orders", "payments", "users"]));
+		expect([...SERVICE_NAMES]).toEqual([...SERVICE_NAMES].sort());
+		const withServiceFile = readdirSync(SERVICES_DIR, { withFileTypes: true })
+			.filter(entry => entry.isDirectory() && existsSync(path.join(SERVICES_DIR, entry.name, `${entry.name}.service.ts`)))
+			.map(entry => entry.name);
+		expect([...SERVICE_NAMES].sort()).toEqual(withServiceFile.sort());
 	});
 
 	it("reads every variable", () => {

@@ -1,15 +1,17 @@
-import { JWT_SECRET } from "./env";
 import jwt from "jsonwebtoken";
-import { ServiceBroker, type Service } from "moleculer";
+import { ServiceBroker, type ServiceSchema } from "moleculer";
 import type { AuthUser, ShopMeta, User } from "../../lib/types";
-import UsersService, { type AuthResult, type LoginParams, type RegisterParams } from "../../services/users.service";
-import { databasesIn, metaOf, patchConfig, tempDir } from "./helpers";
+import UsersService, { type AuthResult, type LoginParams, type RegisterParams } from "../../services/users/users.service";
+import type { UsersStore } from "../../services/users/users.store";
+import { countRows, dbOf, JWT_SECRET, metaOf, storeOf, tempDir, unitSettings } from "./helpers";
 
-type UserModel = { findOne(options: object): Promise<{ get(key: string): unknown } | null>; count(options?: object): Promise<number> };
+/** How many accounts have this email, straight from the database. */
+const accountsWithEmail = (broker: ServiceBroker, email: string) =>
+	countRows(dbOf(broker.getLocalService("users")), "SELECT COUNT(*) AS count FROM users WHERE email = $1", [email]);
 
 describe("users service", () => {
 	const broker = new ServiceBroker({ logger: false, transporter: null, cacher: "Memory" });
-	broker.createService(UsersService);
+	broker.createService({ name: "users", mixins: [UsersService], settings: unitSettings().users } as ServiceSchema);
 
 	beforeAll(() => broker.start());
 	afterAll(() => broker.stop());
@@ -18,7 +20,7 @@ describe("users service", () => {
 		broker.call<AuthResult, typeof params>("users.register", params, { meta });
 	const login = (params: LoginParams) => broker.call<AuthResult, LoginParams>("users.login", params);
 	const resolveToken = (token: string) => broker.call<AuthUser, { token: string }>("users.resolveToken", { token });
-	const userModel = () => (broker.getLocalService("users") as Service & { models: { User: UserModel } }).models.User;
+	const store = () => storeOf<UsersStore>(broker.getLocalService("users"));
 
 	describe("register", () => {
 		it("answers 201 with the public user and a token, and normalises the email", async () => {
@@ -26,7 +28,8 @@ describe("users service", () => {
 			const answer = await register({ email: "  Alice.Smith@Example.COM ", password: "correct horse", name: "  Alice " }, meta);
 
 			expect(meta.$statusCode).toBe(201);
-			expect(meta.$location).toBe("/api/users/me");
+			// Relative to the service's base; the gateway adds /api.
+			expect(meta.$location).toBe("/users/me");
 			expect(Object.keys(answer).sort()).toEqual(["token", "user"]);
 			expect(Object.keys(answer.user).sort()).toEqual(["createdAt", "email", "id", "name", "role"]);
 			expect(answer.user).toMatchObject({ email: "alice.smith@example.com", name: "Alice", role: "customer" });
@@ -41,8 +44,8 @@ describe("users service", () => {
 
 		it("stores a salted scrypt hash, never the password itself", async () => {
 			const { user } = await register({ email: "hash@example.com", password: "s3cret-password", name: "Hash" });
-			const row = await userModel().findOne({ where: { id: user.id } });
-			const stored = String(row!.get("passwordHash"));
+			const row = await store().findById(user.id);
+			const stored = String(row!.passwordHash);
 			expect(stored).toMatch(/^scrypt\$/);
 			expect(stored).not.toContain("s3cret-password");
 		});
@@ -58,7 +61,7 @@ describe("users service", () => {
 				code: 409,
 				type: "ALREADY_EXISTS"
 			});
-			expect(await userModel().count({ where: { email: "bob@example.com" } })).toBe(1);
+			expect(await accountsWithEmail(broker, "bob@example.com")).toBe(1);
 			// The first account keeps its password.
 			await expect(login({ email: "bob@example.com", password: "password123" })).resolves.toHaveProperty("user.name", "Bob");
 		});
@@ -79,7 +82,7 @@ describe("users service", () => {
 				expect(fields).toContain(field);
 			}
 			// Nothing was stored for the refused request.
-			expect(await userModel().count({ where: { name: params.name } })).toBe(0);
+			expect(await countRows(dbOf(broker.getLocalService("users")), "SELECT COUNT(*) AS count FROM users WHERE name = $1", [params.name])).toBe(0);
 		});
 	});
 
@@ -178,18 +181,13 @@ describe("users service: the admin account from ADMIN_EMAIL / ADMIN_PASSWORD", (
 
 	/**
 	 * A broker with a users service on the shared database file, started as if with the given
-	 * ADMIN_EMAIL / ADMIN_PASSWORD (null: neither set). The configuration is restored once it started.
+	 * ADMIN_EMAIL / ADMIN_PASSWORD (null: neither set).
 	 */
 	async function startWith(admin: { email: string; password: string } | null) {
-		const restore = patchConfig({ ...databasesIn(tmp.dir), admin });
-		try {
-			const broker = new ServiceBroker({ logger: false, transporter: null });
-			broker.createService(UsersService);
-			await broker.start();
-			return broker;
-		} finally {
-			restore();
-		}
+		const broker = new ServiceBroker({ logger: false, transporter: null });
+		broker.createService({ name: "users", mixins: [UsersService], settings: { ...unitSettings(tmp.dir).users, admin } } as ServiceSchema);
+		await broker.start();
+		return broker;
 	}
 	const login = (broker: ServiceBroker, email: string, password: string) =>
 		broker.call<AuthResult, LoginParams>("users.login", { email, password });
@@ -212,8 +210,7 @@ describe("users service: the admin account from ADMIN_EMAIL / ADMIN_PASSWORD", (
 			expect(user.role).toBe("admin");
 			await expect(login(second, "root@shop.test", "first-admin-password")).rejects.toMatchObject({ code: 401 });
 			await expect(login(second, "kept@shop.test", "kept-password")).resolves.toHaveProperty("user.role", "customer");
-			const models = (second.getLocalService("users") as Service & { models: { User: UserModel } }).models;
-			expect(await models.User.count({ where: { email: "root@shop.test" } })).toBe(1);
+			expect(await accountsWithEmail(second, "root@shop.test")).toBe(1);
 		} finally {
 			await second.stop();
 		}
