@@ -18,10 +18,11 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { ServiceBroker, type BrokerOptions } from "moleculer";
 import projectOptions from "../moleculer.config";
-import { auditBooks } from "../scripts/books";
-import { seededRandom } from "../scripts/prng";
-import { startNats, type NatsServer } from "../scripts/nats-server";
-import { APPROVED_CARD, client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../scripts/shop-process";
+import { auditBooks } from "../test/support/books";
+import { seededRandom } from "../test/support/prng";
+import { startNats, type NatsServer } from "../test/support/nats";
+import { client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
+import { APPROVED_TEST_CARD } from "../lib/cards";
 
 // --- Options ------------------------------------------------------------------------------------
 
@@ -252,7 +253,7 @@ function orderSide(shop: Shop): Side {
 							return {
 								...request,
 								headers: { "content-type": "application/json", authorization: `Bearer ${perConnection.token}` },
-								body: JSON.stringify({ items: [{ productId, quantity: 1 + Math.floor(next() * 3) }], payment: { card: APPROVED_CARD } })
+								body: JSON.stringify({ items: [{ productId, quantity: 1 + Math.floor(next() * 3) }], payment: { card: APPROVED_TEST_CARD } })
 							};
 						}
 					}

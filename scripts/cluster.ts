@@ -11,10 +11,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import readline from "node:readline";
 import { CLUSTER_LAYOUT } from "./cluster-layout";
-
-const root = path.resolve(__dirname, "../..");
-const runner = path.join(root, "node_modules/moleculer/bin/moleculer-runner.js");
-const config = path.join(root, "dist/moleculer.config.js");
+import { NODE_ARGS, ROOT as root } from "./paths";
 
 const natsPort = Number(process.env.NATS_PORT || 4222);
 const transporter = process.env.TRANSPORTER || `nats://127.0.0.1:${natsPort}`;
@@ -70,7 +67,7 @@ if (!process.env.TRANSPORTER) {
 // Give NATS a moment; the nodes reconnect by themselves if they are early.
 setTimeout(() => {
 	CLUSTER_LAYOUT.forEach((node, i) => {
-		const child = start(node.nodeID, process.execPath, [runner, "--config", config], {
+		const child = start(node.nodeID, process.execPath, [...NODE_ARGS], {
 			NODEID: node.nodeID,
 			SERVICES: node.services.join(","),
 			TRANSPORTER: transporter,

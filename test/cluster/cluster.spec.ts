@@ -3,9 +3,10 @@
  * crash recovery, with nodes killed by SIGKILL. Every process is started by this suite and killed
  * in afterAll, even when a test fails.
  */
-import { APPROVED_CARD, client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
+import { client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
 import { startNats, type NatsServer } from "../support/nats";
-import { auditBooks } from "../../scripts/books";
+import { auditBooks } from "../support/books";
+import { APPROVED_TEST_CARD } from "../../lib/cards";
 
 const ADMIN = { email: "admin@cluster.test", password: "admin-password-1" };
 const JWT_SECRET = "cluster-test-secret-0123456789";
@@ -50,7 +51,7 @@ describe("the shop on NATS", () => {
 
 	async function placeOrder(token: string, productId: string, quantity = 1) {
 		const started = Date.now();
-		const res = await gateway.post("/api/orders", { items: [{ productId, quantity }], payment: { card: APPROVED_CARD } }, { token });
+		const res = await gateway.post("/api/orders", { items: [{ productId, quantity }], payment: { card: APPROVED_TEST_CARD } }, { token });
 		return { ...res, ms: Date.now() - started };
 	}
 

@@ -4,7 +4,7 @@
  * bytes, unpaired surrogates, `__proto__`/`constructor` keys, empty/null/scalar bodies, wrong
  * Content-Type. Never a 5xx, always the error shape, and nothing stored changes.
  */
-import { APPROVED_CARD, client, registerUser, startShop, type ApiAnswer, type ShopProcess } from "../support/shop";
+import { client, registerUser, startShop, type ApiAnswer, type ShopProcess } from "../support/shop";
 import {
 	ADMIN_ENV,
 	adminToken,
@@ -22,6 +22,7 @@ import {
 	type Client,
 	type ProductBody
 } from "./helpers";
+import { APPROVED_TEST_CARD } from "../../lib/cards";
 
 const HUGE = "x".repeat(100_000);
 
@@ -155,7 +156,7 @@ function casesFor(route: Route): Case[] {
 			kind === "array" ? ["an object", { 0: clone(route.base()) }] : ["an array", [clone(route.base())]],
 			kind === "array" ? ["[null]", [null]] : ["an empty array", []],
 			kind === "array" ? ["[[ ]]", [[]]] : ["a nested array", [[1]]],
-			kind === "array" ? ['["id"]', ["id"]] : ['["4242424242424242"]', [APPROVED_CARD]]
+			kind === "array" ? ['["id"]', ["id"]] : ["[the approved card]", [APPROVED_TEST_CARD]]
 		];
 		for (const [label, value] of junk) cases.push({ label: `${field} = ${label}`, body: withValue(route.base(), field, value), expect: "reject" });
 	}
@@ -384,7 +385,7 @@ describe("hostile bodies on every write route", () => {
 			method: "POST",
 			path: () => "/api/orders",
 			token: () => customer.token,
-			base: () => ({ items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_CARD } }),
+			base: () => ({ items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }),
 			strings: ["items.0.productId", "payment.card"],
 			numbers: ["items.0.quantity"],
 			containers: [
@@ -532,7 +533,7 @@ describe("hostile bodies on every write route", () => {
 			shop.baseUrl,
 			"POST",
 			"/api/orders",
-			`{"items": [{"productId": ${JSON.stringify(target.id)}, "quantity": 1, "unitPrice": 1, "__proto__": {"quantity": 5}}], "payment": {"card": "${APPROVED_CARD}", "amount": 1}, "total": 1, "__proto__": {"userId": ${JSON.stringify(other.id)}}}`,
+			`{"items": [{"productId": ${JSON.stringify(target.id)}, "quantity": 1, "unitPrice": 1, "__proto__": {"quantity": 5}}], "payment": {"card": "${APPROVED_TEST_CARD}", "amount": 1}, "total": 1, "__proto__": {"userId": ${JSON.stringify(other.id)}}}`,
 			{ "content-type": "application/json" },
 			customer.token
 		);

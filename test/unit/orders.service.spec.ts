@@ -6,13 +6,12 @@ import OrdersService from "../../services/orders.service";
 import PaymentsService from "../../services/payments.service";
 import { toErrorBody } from "../../mixins/errors";
 import { databasesIn, metaOf, patchConfig, sleep, tempDir, waitFor } from "./helpers";
+import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
 // The orders service waits this long for a capture before answering 202 (read by lib/config.ts at
 // the first service created, i.e. after this line).
 process.env.PAYMENT_TIMEOUT_MS = "300";
 
-const APPROVED = "4242424242424242";
-const DECLINED = "4000000000000002";
 const OTHER_VALID = "5555555555554444";
 
 const alice: AuthUser = { id: "user-alice", email: "alice@shop.test", role: "customer" };
@@ -113,7 +112,7 @@ function shopClient(shop: Shop) {
 		async stockOf(productId: string): Promise<number> {
 			return (await broker.call<Product, object>("inventory.get", { id: productId })).stock;
 		},
-		async create(items: StockLine[], card = APPROVED, user: AuthUser = alice, idempotencyKey?: string): Promise<Answer> {
+		async create(items: StockLine[], card = APPROVED_TEST_CARD, user: AuthUser = alice, idempotencyKey?: string): Promise<Answer> {
 			const meta = metaOf(user, idempotencyKey);
 			try {
 				const order = await broker.call<Order, object>("orders.create", { items, payment: { card } }, { meta });
@@ -241,7 +240,7 @@ describe("orders service", () => {
 		it("answers with the order's Location", async () => {
 			const p = await product(3);
 			const meta: ShopMeta = metaOf(alice);
-			const order = await shop.broker.call<Order, object>("orders.create", { items: [{ productId: p.id, quantity: 1 }], payment: { card: APPROVED } }, { meta });
+			const order = await shop.broker.call<Order, object>("orders.create", { items: [{ productId: p.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { meta });
 			expect(meta.$location).toBe(`/api/orders/${order.id}`);
 		});
 
@@ -259,7 +258,7 @@ describe("orders service", () => {
 		it("answers 402 PAYMENT_DECLINED for the declined card: order cancelled (payment_declined), stock back, nothing charged", async () => {
 			const p = await product(4);
 			const before = await client.ordersOf(alice.id);
-			const { error } = await client.create([{ productId: p.id, quantity: 3 }], DECLINED);
+			const { error } = await client.create([{ productId: p.id, quantity: 3 }], DECLINED_TEST_CARD);
 
 			expect(error).toMatchObject({ code: 402, type: "PAYMENT_DECLINED" });
 			const orderId = (error!.data as { orderId: string }).orderId;
@@ -306,10 +305,10 @@ describe("orders service", () => {
 
 		it.each([
 			["a card failing the Luhn check", [{ productId: "x", quantity: 1 }], "4242424242424241"],
-			["no items", [], APPROVED],
-			["a quantity of 0", [{ productId: "x", quantity: 0 }], APPROVED],
-			["a quantity above 100", [{ productId: "x", quantity: 101 }], APPROVED],
-			["51 lines", Array.from({ length: 51 }, (_, i) => ({ productId: `p${i}`, quantity: 1 })), APPROVED]
+			["no items", [], APPROVED_TEST_CARD],
+			["a quantity of 0", [{ productId: "x", quantity: 0 }], APPROVED_TEST_CARD],
+			["a quantity above 100", [{ productId: "x", quantity: 101 }], APPROVED_TEST_CARD],
+			["51 lines", Array.from({ length: 51 }, (_, i) => ({ productId: `p${i}`, quantity: 1 })), APPROVED_TEST_CARD]
 		])("answers 422 VALIDATION_ERROR for %s, storing nothing", async (_what, items, card) => {
 			const before = await client.ordersOf(alice.id);
 			const { error } = await client.create(items, card);
@@ -319,7 +318,7 @@ describe("orders service", () => {
 
 		it("answers 422 for an Idempotency-Key longer than 64 characters", async () => {
 			const p = await product(1);
-			const { error } = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice, "k".repeat(65));
+			const { error } = await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, alice, "k".repeat(65));
 			expect(error).toMatchObject({ code: 422, type: "VALIDATION_ERROR" });
 			expect(await client.stockOf(p.id)).toBe(1);
 		});
@@ -383,7 +382,7 @@ describe("orders service", () => {
 			faults.capture = ctx => {
 				throw timeoutError(ctx);
 			};
-			const answer = await client.create([{ productId: p.id, quantity: 3 }], DECLINED);
+			const answer = await client.create([{ productId: p.id, quantity: 3 }], DECLINED_TEST_CARD);
 			expect(answer.status).toBe(202);
 			expect(await client.stockOf(p.id)).toBe(0);
 			delete faults.capture;
@@ -415,8 +414,8 @@ describe("orders service", () => {
 	describe("Idempotency-Key", () => {
 		it("answers the same order and status code for the same key, and charges once", async () => {
 			const p = await product(10, 500);
-			const first = await client.create([{ productId: p.id, quantity: 2 }], APPROVED, alice, "key-same");
-			const second = await client.create([{ productId: p.id, quantity: 2 }], APPROVED, alice, "key-same");
+			const first = await client.create([{ productId: p.id, quantity: 2 }], APPROVED_TEST_CARD, alice, "key-same");
+			const second = await client.create([{ productId: p.id, quantity: 2 }], APPROVED_TEST_CARD, alice, "key-same");
 
 			expect(first.status).toBe(201);
 			expect(second.status).toBe(201);
@@ -431,8 +430,8 @@ describe("orders service", () => {
 			faults.capture = ctx => {
 				throw timeoutError(ctx);
 			};
-			const first = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice, "key-pending");
-			const second = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice, "key-pending");
+			const first = await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, alice, "key-pending");
+			const second = await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, alice, "key-pending");
 			expect([first.status, second.status]).toEqual([202, 202]);
 			expect(second.order!.id).toBe(first.order!.id);
 			delete faults.capture;
@@ -443,8 +442,8 @@ describe("orders service", () => {
 
 		it("replays a decline as a 402 without charging again", async () => {
 			const p = await product(5);
-			const first = await client.create([{ productId: p.id, quantity: 1 }], DECLINED, alice, "key-declined");
-			const second = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice, "key-declined");
+			const first = await client.create([{ productId: p.id, quantity: 1 }], DECLINED_TEST_CARD, alice, "key-declined");
+			const second = await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, alice, "key-declined");
 			expect(first.error).toMatchObject({ code: 402, type: "PAYMENT_DECLINED" });
 			expect(second.error).toMatchObject({ code: 402, type: "PAYMENT_DECLINED" });
 			const orderId = (first.error!.data as { orderId: string }).orderId;
@@ -455,10 +454,10 @@ describe("orders service", () => {
 
 		it("replays an out-of-stock answer as 409 OUT_OF_STOCK", async () => {
 			const p = await product(1);
-			const first = await client.create([{ productId: p.id, quantity: 2 }], APPROVED, alice, "key-oos");
+			const first = await client.create([{ productId: p.id, quantity: 2 }], APPROVED_TEST_CARD, alice, "key-oos");
 			await shop.broker.call("inventory.restock", { id: p.id, quantity: 5 });
 			initialStock.set(p.id, 6);
-			const second = await client.create([{ productId: p.id, quantity: 2 }], APPROVED, alice, "key-oos");
+			const second = await client.create([{ productId: p.id, quantity: 2 }], APPROVED_TEST_CARD, alice, "key-oos");
 			expect(first.error).toMatchObject({ code: 409, type: "OUT_OF_STOCK" });
 			expect(second.error).toMatchObject({ code: 409, type: "OUT_OF_STOCK" });
 			expect(await client.stockOf(p.id)).toBe(6);
@@ -468,8 +467,8 @@ describe("orders service", () => {
 			const p = await product(10, 250);
 			const before = await client.ordersOf(alice.id);
 			const [a, b] = await Promise.all([
-				client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice, "key-concurrent"),
-				client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice, "key-concurrent")
+				client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, alice, "key-concurrent"),
+				client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, alice, "key-concurrent")
 			]);
 			expect(a.error).toBeUndefined();
 			expect(b.error).toBeUndefined();
@@ -482,8 +481,8 @@ describe("orders service", () => {
 
 		it("keeps keys per user: the same key from another user is another order", async () => {
 			const p = await product(10);
-			const fromAlice = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice, "key-shared");
-			const fromBob = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, bob, "key-shared");
+			const fromAlice = await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, alice, "key-shared");
+			const fromBob = await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, bob, "key-shared");
 			expect(fromAlice.status).toBe(201);
 			expect(fromBob.status).toBe(201);
 			expect(fromBob.order!.id).not.toBe(fromAlice.order!.id);
@@ -510,7 +509,7 @@ describe("orders service", () => {
 
 		it("an admin may cancel anyone's order", async () => {
 			const p = await product(2);
-			const { order } = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, bob);
+			const { order } = await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, bob);
 			await expect(client.cancel(order!.id, admin)).resolves.toMatchObject({ status: "cancelled", cancelReason: "cancelled_by_user" });
 			expect(await client.stockOf(p.id)).toBe(2);
 		});
@@ -540,7 +539,7 @@ describe("orders service", () => {
 		let bobsOrder: Order;
 		beforeAll(async () => {
 			const p = await product(5);
-			bobsOrder = (await client.create([{ productId: p.id, quantity: 1 }], APPROVED, bob)).order!;
+			bobsOrder = (await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, bob)).order!;
 		});
 
 		it("answers 404 to another customer on get and cancel, and changes nothing", async () => {
@@ -583,7 +582,7 @@ describe("orders service", () => {
 			expect(bobs.rows.every(order => order.userId === bob.id)).toBe(true);
 			expect(bobs.rows.map(order => order.id)).toContain(bobsOrder.id);
 
-			await client.create([{ productId: p.id, quantity: 1 }], APPROVED, alice);
+			await client.create([{ productId: p.id, quantity: 1 }], APPROVED_TEST_CARD, alice);
 			const all = await client.list(admin, { pageSize: 100 });
 			const stored = await shop.models("orders").Order.count();
 			expect(all.total).toBe(stored);
@@ -624,7 +623,7 @@ describe("orders service", () => {
 			expect(await client.stockOf(p.id)).toBe(5);
 			// And it can no longer be charged.
 			await expect(
-				shop.broker.call("payments.capture", { orderId, userId: alice.id, amount: 800, card: APPROVED })
+				shop.broker.call("payments.capture", { orderId, userId: alice.id, amount: 800, card: APPROVED_TEST_CARD })
 			).rejects.toMatchObject({ code: 409, type: "INVALID_STATE" });
 		});
 
@@ -691,12 +690,12 @@ describe("orders service: crash recovery on the same database files", () => {
 			// The capture of the approved card goes through, but its answer is lost (timeout after the fact);
 			// the other card's capture never reaches payments. Both stay down until the crash.
 			first.faults.captureAfter = ctx => {
-				if (ctx.params.card === APPROVED) throw timeoutError(ctx);
+				if (ctx.params.card === APPROVED_TEST_CARD) throw timeoutError(ctx);
 			};
 			first.faults.capture = ctx => {
 				if (ctx.params.card === OTHER_VALID) throw timeoutError(ctx);
 			};
-			const paid = await firstClient.create([{ productId: paidProduct.id, quantity: 2 }], APPROVED);
+			const paid = await firstClient.create([{ productId: paidProduct.id, quantity: 2 }], APPROVED_TEST_CARD);
 			const unpaid = await firstClient.create([{ productId: unpaidProduct.id, quantity: 3 }], OTHER_VALID);
 			expect([paid.status, unpaid.status]).toEqual([202, 202]);
 			paidId = paid.order!.id;
@@ -726,7 +725,7 @@ describe("orders service: crash recovery on the same database files", () => {
 			expect((await secondClient.payments(paidId)).map(payment => payment.status)).toEqual(["captured"]);
 			expect(await secondClient.payments(unpaidId)).toEqual([]);
 			await expect(
-				second.broker.call("payments.capture", { orderId: unpaidId, userId: alice.id, amount: 2700, card: APPROVED })
+				second.broker.call("payments.capture", { orderId: unpaidId, userId: alice.id, amount: 2700, card: APPROVED_TEST_CARD })
 			).rejects.toMatchObject({ type: "INVALID_STATE" });
 			expect(second.events.filter(e => e.event === "order.confirmed").map(e => e.order.id)).toEqual([paidId]);
 		} finally {

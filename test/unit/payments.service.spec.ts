@@ -5,9 +5,8 @@ import type { Sequelize } from "sequelize";
 import type { AuthUser, Payment } from "../../lib/types";
 import PaymentsService, { type CaptureParams } from "../../services/payments.service";
 import { metaOf } from "./helpers";
+import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
-const APPROVED = "4242424242424242";
-const DECLINED = "4000000000000002";
 /** Other numbers that pass the Luhn check: approved. */
 const MASTERCARD = "5555555555554444";
 const TWELVE_DIGITS = "000000000018";
@@ -52,7 +51,7 @@ describe("payments service", () => {
 	const nextOrder = () => `order-${++orderCounter}`;
 	const internals = () => broker.getLocalService("payments") as PaymentsInternals;
 	const capture = (params: Partial<CaptureParams> & { orderId: string }) =>
-		broker.call<Payment, CaptureParams>("payments.capture", { userId: owner.id, amount: 2599, card: APPROVED, ...params });
+		broker.call<Payment, CaptureParams>("payments.capture", { userId: owner.id, amount: 2599, card: APPROVED_TEST_CARD, ...params });
 	const refund = (orderId: string) => broker.call<Payment | null, { orderId: string }>("payments.refund", { orderId });
 	const resolve = (orderId: string) => broker.call<Payment | null, { orderId: string }>("payments.resolve", { orderId });
 	const list = (orderId: string, user: AuthUser) => broker.call<{ rows: Payment[] }, object>("payments.list", { orderId }, { meta: metaOf(user) });
@@ -61,7 +60,7 @@ describe("payments service", () => {
 	describe("capture", () => {
 		it("captures the approved test card and answers the payment with only the last four digits", async () => {
 			const orderId = nextOrder();
-			const payment = await capture({ orderId, amount: 2599, card: APPROVED });
+			const payment = await capture({ orderId, amount: 2599, card: APPROVED_TEST_CARD });
 			expect(payment).toMatchObject({ orderId, amount: 2599, currency: "USD", status: "captured", cardLast4: "4242" });
 			expect(Object.keys(payment).sort()).toEqual(["amount", "cardLast4", "createdAt", "currency", "id", "orderId", "status"]);
 			expect(new Date(payment.createdAt).toISOString()).toBe(payment.createdAt);
@@ -69,7 +68,7 @@ describe("payments service", () => {
 
 		it("declines the declined test card", async () => {
 			const orderId = nextOrder();
-			await expect(capture({ orderId, card: DECLINED })).resolves.toMatchObject({ orderId, status: "declined", cardLast4: "0002" });
+			await expect(capture({ orderId, card: DECLINED_TEST_CARD })).resolves.toMatchObject({ orderId, status: "declined", cardLast4: "0002" });
 		});
 
 		it.each([
@@ -109,7 +108,7 @@ describe("payments service", () => {
 			const second = await capture({ orderId });
 			expect(second).toEqual(first);
 			// Even with another card or amount, the first payment stands.
-			await expect(capture({ orderId, card: DECLINED, amount: 1 })).resolves.toEqual(first);
+			await expect(capture({ orderId, card: DECLINED_TEST_CARD, amount: 1 })).resolves.toEqual(first);
 			expect(await paymentRows(orderId)).toBe(1);
 		});
 
@@ -133,7 +132,7 @@ describe("payments service", () => {
 
 		it("leaves a declined payment declined", async () => {
 			const orderId = nextOrder();
-			await capture({ orderId, card: DECLINED });
+			await capture({ orderId, card: DECLINED_TEST_CARD });
 			await expect(refund(orderId)).resolves.toMatchObject({ status: "declined" });
 		});
 
@@ -212,7 +211,7 @@ describe("payments service", () => {
 	});
 
 	describe("card numbers", () => {
-		const cards = [APPROVED, DECLINED, MASTERCARD, TWELVE_DIGITS, NINETEEN_DIGITS];
+		const cards = [APPROVED_TEST_CARD, DECLINED_TEST_CARD, MASTERCARD, TWELVE_DIGITS, NINETEEN_DIGITS];
 		beforeAll(async () => {
 			for (const card of cards) {
 				const orderId = nextOrder();

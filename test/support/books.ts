@@ -6,13 +6,17 @@
  *  2. every confirmed order has exactly one captured payment of its total, and no cancelled order
  *     keeps a captured payment.
  */
-import { client } from "./shop-process";
+import { client } from "./shop";
 
 export interface AuditedOrder {
 	id: string;
+	userId: string;
 	status: "pending" | "confirmed" | "cancelled";
 	total: number;
-	items: Array<{ productId: string; quantity: number }>;
+	cancelReason: string | null;
+	items: Array<{ productId: string; quantity: number; unitPrice: number }>;
+	createdAt: string;
+	updatedAt: string;
 }
 
 export interface Books {
@@ -34,13 +38,20 @@ export interface AuditOptions {
 	settleWithinMs?: number;
 }
 
-async function allOrders(api: ReturnType<typeof client>, token: string): Promise<AuditedOrder[]> {
+/**
+ * Every order the token may see, all pages of 100. Throws when a page does not answer 200, or when
+ * the pages add up to another count than the listing's `total` (orders created while it paged).
+ */
+export async function allOrders(api: ReturnType<typeof client>, token: string): Promise<AuditedOrder[]> {
 	const orders: AuditedOrder[] = [];
 	for (let page = 1; ; page++) {
 		const res = await api.get(`/api/orders?page=${page}&pageSize=100`, { token });
-		if (res.status !== 200) throw new Error(`GET /api/orders answered ${res.status}: ${JSON.stringify(res.body)}`);
+		if (res.status !== 200) throw new Error(`GET /api/orders?page=${page} answered ${res.status}: ${JSON.stringify(res.body)}`);
 		orders.push(...res.body.rows);
-		if (page >= res.body.totalPages) return orders;
+		if (page >= res.body.totalPages) {
+			if (orders.length !== res.body.total) throw new Error(`GET /api/orders listed ${orders.length} orders on ${page} page(s) for a total of ${res.body.total}`);
+			return orders;
+		}
 	}
 }
 
