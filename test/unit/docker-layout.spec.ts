@@ -42,4 +42,12 @@ describe("docker/", () => {
 		expect(dockerfile).toMatch(/HOST=0\.0\.0\.0/);
 		expect(dockerfile).toMatch(/^FROM node:22/m);
 	});
+
+	it("the image is built from the shop's sources only: no tests, benchmark or scripts", () => {
+		const dockerfile = readFileSync(path.join(root, "docker/Dockerfile"), "utf8");
+		const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap(match => match[1].split(/\s+/));
+		expect(copied.filter(source => /^(test|bench|scripts)\b/.test(source))).toEqual([]);
+		const ignored = readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n");
+		expect(ignored).toEqual(expect.arrayContaining(["test", "bench", "scripts"]));
+	});
 });
