@@ -8,7 +8,8 @@ import path from "node:path";
 
 /** The project's root: the first directory upwards with both package.json and node_modules/ or moleculer.config.ts. */
 function findRoot(dir: string): string {
-	if (existsSync(path.join(dir, "package.json")) && (existsSync(path.join(dir, "moleculer.config.ts")) || existsSync(path.join(dir, "node_modules")))) return dir;
+	if (existsSync(path.join(dir, "package.json")) && (existsSync(path.join(dir, "moleculer.config.ts")) || existsSync(path.join(dir, "node_modules"))))
+		return dir;
 	const parent = path.dirname(dir);
 	if (parent === dir) throw new Error(`no project root above ${__dirname}`);
 	return findRoot(parent);

@@ -126,10 +126,14 @@ describe("the shop on NATS", () => {
 		// The product.updated event crosses NATS to the other inventory node within moments (the
 		// cache's ttl is 30 s: a node that missed the event would answer the old stock past the wait).
 		let after: number[] = [];
-		await eventually(async () => {
-			after = (await Promise.all(Array.from({ length: 6 }, () => gateway.get(`/api/products/${productId}`)))).map(res => res.body.stock);
-			return after.every(value => value === stock - 3);
-		}, 5_000, 100).catch(() => undefined);
+		await eventually(
+			async () => {
+				after = (await Promise.all(Array.from({ length: 6 }, () => gateway.get(`/api/products/${productId}`)))).map(res => res.body.stock);
+				return after.every(value => value === stock - 3);
+			},
+			5_000,
+			100
+		).catch(() => undefined);
 		expect(after).toEqual(Array(6).fill(stock - 3));
 	});
 

@@ -1,6 +1,18 @@
 /** Many buyers at once on scarce stock, and Idempotency-Key under concurrency. */
 import { registerUser, type ShopProcess } from "../support/shop";
-import { startShopWithAdmin, allOrders, createProduct, expectError, expectStatus, getProduct, mapLimit, paymentsOf, placeOrder, unique, type Client } from "./helpers";
+import {
+	startShopWithAdmin,
+	allOrders,
+	createProduct,
+	expectError,
+	expectStatus,
+	getProduct,
+	mapLimit,
+	paymentsOf,
+	placeOrder,
+	unique,
+	type Client
+} from "./helpers";
 import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
 describe("concurrency", () => {
@@ -55,7 +67,12 @@ describe("concurrency", () => {
 
 		// Exactly 20 captured payments over every order of this product, each of the order's total.
 		const orders = (await allOrders(api, admin)).filter(o => o.items.some((item: { productId: string }) => item.productId === product.id));
-		expect(orders.filter(o => o.status === "confirmed").map(o => o.id).sort()).toEqual(confirmed.map(a => a.body.id).sort());
+		expect(
+			orders
+				.filter(o => o.status === "confirmed")
+				.map(o => o.id)
+				.sort()
+		).toEqual(confirmed.map(a => a.body.id).sort());
 		expect(orders.filter(o => o.status === "pending")).toEqual([]);
 		const payments = (await mapLimit(orders, 10, order => paymentsOf(api, admin, order.id))).flat();
 		const captured = payments.filter(p => p.status === "captured");

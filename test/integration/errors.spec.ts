@@ -244,7 +244,7 @@ describe("error answers", () => {
 			expect(fields(res)).toEqual(["email", "name", "password"]);
 			for (const item of res.body.data) expect(typeof item.message).toBe("string");
 			// The rejected values are not echoed back.
-			expect(JSON.stringify(res.body)).not.toContain("short\"");
+			expect(JSON.stringify(res.body)).not.toContain('short"');
 		});
 
 		it("password length bounds 8..128", async () => {
@@ -271,7 +271,11 @@ describe("error answers", () => {
 
 		it("names the bad lines and the card of an order", async () => {
 			const product = await createProduct(api, admin, { stock: 5 });
-			const res = await api.post("/api/orders", { items: [{ productId: product.id, quantity: 0 }], payment: { card: APPROVED_TEST_CARD } }, { token: customer.token });
+			const res = await api.post(
+				"/api/orders",
+				{ items: [{ productId: product.id, quantity: 0 }], payment: { card: APPROVED_TEST_CARD } },
+				{ token: customer.token }
+			);
 			expectError(res, 422, "VALIDATION_ERROR");
 			expect(fields(res).join(" ")).toMatch(/quantity/);
 			for (const card of ["4242424242424241", "1234", "4242 4242 4242 4242", "abcdabcdabcdabcd", "42424242424242424242"]) {

@@ -50,7 +50,8 @@ export function errorShapeProblems(res: ApiAnswer): string[] {
 	if (body.code !== res.status) problems.push(`code ${String(body.code)} differs from the HTTP status ${res.status}`);
 	const allowed = TYPES_BY_STATUS[res.status];
 	if (!allowed) problems.push(`status ${res.status} is not in the contract's error table`);
-	else if (!allowed.includes(body.type as string)) problems.push(`type ${String(body.type)} is not the contract's type for ${res.status} (${allowed.join("|")})`);
+	else if (!allowed.includes(body.type as string))
+		problems.push(`type ${String(body.type)} is not the contract's type for ${res.status} (${allowed.join("|")})`);
 	if (body.data === undefined) problems.push("data is missing");
 	if (/\n\s+at |node_modules|\.js:\d+/.test(JSON.stringify(body))) problems.push("the body leaks a stack trace or file path");
 	if (!/^application\/json/.test(res.headers.get("content-type") ?? "")) problems.push(`content-type is ${res.headers.get("content-type")}`);
@@ -111,7 +112,13 @@ export async function getProduct(api: Client, id: string): Promise<ProductBody> 
 export type Line = { productId: string; quantity: number };
 
 /** POST /api/orders with the given lines and card; answers the raw answer (any status). */
-export function placeOrder(api: Client, token: string, items: Line[], card: string = APPROVED_TEST_CARD, headers: Record<string, string> = {}): Promise<ApiAnswer> {
+export function placeOrder(
+	api: Client,
+	token: string,
+	items: Line[],
+	card: string = APPROVED_TEST_CARD,
+	headers: Record<string, string> = {}
+): Promise<ApiAnswer> {
 	return api.post("/api/orders", { items, payment: { card } }, { token, headers });
 }
 
@@ -139,7 +146,14 @@ export async function mapLimit<T, R>(items: T[], limit: number, work: (item: T, 
 }
 
 /** A raw request with full control of the headers (no JSON encoding, no default Content-Type). */
-export async function rawRequest(baseUrl: string, method: string, urlPath: string, body: string | Buffer | undefined, headers: Record<string, string>, token?: string): Promise<ApiAnswer> {
+export async function rawRequest(
+	baseUrl: string,
+	method: string,
+	urlPath: string,
+	body: string | Buffer | undefined,
+	headers: Record<string, string>,
+	token?: string
+): Promise<ApiAnswer> {
 	const allHeaders: Record<string, string> = { ...headers };
 	if (token) allHeaders.authorization = `Bearer ${token}`;
 	const res = await fetch(baseUrl + urlPath, { method, headers: allHeaders, body });

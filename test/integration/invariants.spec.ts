@@ -6,7 +6,20 @@
 import { eventually, registerUser, type ApiAnswer, type ShopProcess } from "../support/shop";
 import { auditBooks } from "../support/books";
 import { seededRandom } from "../support/prng";
-import { startShopWithAdmin, allOrders, createProduct, errorShapeProblems, expectStatus, mapLimit, paymentsOf, placeOrder, unique, type Client, type Line, type ProductBody } from "./helpers";
+import {
+	startShopWithAdmin,
+	allOrders,
+	createProduct,
+	errorShapeProblems,
+	expectStatus,
+	mapLimit,
+	paymentsOf,
+	placeOrder,
+	unique,
+	type Client,
+	type Line,
+	type ProductBody
+} from "./helpers";
 import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
 /** Deterministic, so a failing run can be replayed with INVARIANTS_SEED. */
@@ -86,7 +99,8 @@ describe("invariants after a mixed load", () => {
 				if (![201, 202, 402, 409].includes(first.status)) problems.push(`unexpected create answer ${first.status} ${JSON.stringify(first.body)}`);
 				if (first.status === 409 && first.body.type !== "OUT_OF_STOCK") problems.push(`409 on create is not OUT_OF_STOCK: ${JSON.stringify(first.body)}`);
 				if (first.status === 402 && step.card !== DECLINED_TEST_CARD) problems.push(`an approved card was declined: ${JSON.stringify(first.body)}`);
-				if ((first.status === 201 || first.status === 202) && step.card === DECLINED_TEST_CARD) problems.push(`the declined card was accepted: ${first.status}`);
+				if ((first.status === 201 || first.status === 202) && step.card === DECLINED_TEST_CARD)
+					problems.push(`the declined card was accepted: ${first.status}`);
 				for (const res of attempts) if (res.status === 201 || res.status === 202) accepted.add(res.body.id);
 
 				if (first.status === 201 && step.cancel) {

@@ -1,5 +1,5 @@
 /** Orders and payments, and who may see what: two customers and an admin. */
-import { client, registerUser, type ShopProcess } from "../support/shop";
+import { registerUser, type ShopProcess } from "../support/shop";
 import {
 	allOrders,
 	createProduct,

@@ -50,7 +50,9 @@ describe("the shop on PostgreSQL", () => {
 		expect((await api.post(`/api/products/${product.id}/restock`, { quantity: 5 }, { token: adminToken })).body.stock).toBe(15);
 		const buyers = await Promise.all(Array.from({ length: 20 }, () => registerUser(shop.baseUrl)));
 		const answers = await Promise.all(
-			buyers.map(buyer => api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { token: buyer.token }))
+			buyers.map(buyer =>
+				api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { token: buyer.token })
+			)
 		);
 		const confirmed = answers.filter(res => res.status === 201);
 		expect(confirmed).toHaveLength(15);
@@ -60,10 +62,16 @@ describe("the shop on PostgreSQL", () => {
 		const owner = buyers[answers.indexOf(confirmed[0])];
 		expect((await api.post(`/api/orders/${cancelled}/cancel`, {}, { token: owner.token })).status).toBe(200);
 		expect((await api.post(`/api/orders/${cancelled}/cancel`, {}, { token: owner.token })).status).toBe(409);
-		expect((await api.get(`/api/payments?orderId=${cancelled}`, { token: owner.token })).body.rows.map((p: { status: string }) => p.status)).toEqual(["refunded"]);
+		expect((await api.get(`/api/payments?orderId=${cancelled}`, { token: owner.token })).body.rows.map((p: { status: string }) => p.status)).toEqual([
+			"refunded"
+		]);
 		expect((await api.get(`/api/products/${product.id}`)).body.stock).toBe(1);
 
-		const declined = await api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: DECLINED_TEST_CARD } }, { token: buyers[0].token });
+		const declined = await api.post(
+			"/api/orders",
+			{ items: [{ productId: product.id, quantity: 1 }], payment: { card: DECLINED_TEST_CARD } },
+			{ token: buyers[0].token }
+		);
 		expect(declined.status).toBe(402);
 		expect((await api.get(`/api/products/${product.id}`)).body.stock).toBe(1);
 

@@ -49,7 +49,8 @@ export async function allOrders(api: ReturnType<typeof client>, token: string): 
 		if (res.status !== 200) throw new Error(`GET /api/orders?page=${page} answered ${res.status}: ${JSON.stringify(res.body)}`);
 		orders.push(...res.body.rows);
 		if (page >= res.body.totalPages) {
-			if (orders.length !== res.body.total) throw new Error(`GET /api/orders listed ${orders.length} orders on ${page} page(s) for a total of ${res.body.total}`);
+			if (orders.length !== res.body.total)
+				throw new Error(`GET /api/orders listed ${orders.length} orders on ${page} page(s) for a total of ${res.body.total}`);
 			return orders;
 		}
 	}
@@ -107,7 +108,9 @@ export async function auditBooks(options: AuditOptions): Promise<Books> {
 				const res = await api.get(`/api/payments?orderId=${order.id}`, { token });
 				const captured = (res.body.rows as Array<{ status: string; amount: number }>).filter(payment => payment.status === "captured");
 				if (order.status === "confirmed" && (captured.length !== 1 || captured[0].amount !== order.total)) {
-					problems.push(`order ${order.id}: confirmed with ${captured.length} captured payment(s) (${captured.map(p => p.amount).join(", ")} for a total of ${order.total})`);
+					problems.push(
+						`order ${order.id}: confirmed with ${captured.length} captured payment(s) (${captured.map(p => p.amount).join(", ")} for a total of ${order.total})`
+					);
 				}
 				if (order.status === "cancelled" && captured.length > 0) problems.push(`order ${order.id}: cancelled but a payment is still captured`);
 			})

@@ -46,11 +46,7 @@ export async function startObserver(natsUrl: string, nodeID = `observer-${proces
 	await broker.start();
 
 	async function seenBy(viewer: string): Promise<Layout> {
-		const items = await broker.call<ServiceItem[], object>(
-			"$node.services",
-			{ onlyAvailable: true, skipInternal: true, grouping: false },
-			{ nodeID: viewer }
-		);
+		const items = await broker.call<ServiceItem[], object>("$node.services", { onlyAvailable: true, skipInternal: true, grouping: false }, { nodeID: viewer });
 		const layout: Layout = {};
 		for (const item of items) (layout[item.name] ??= []).push(item.nodeID);
 		for (const nodes of Object.values(layout)) nodes.sort();

@@ -22,8 +22,12 @@ describe("docker/", () => {
 	const nodes = Object.entries(compose.services).filter(([name]) => name !== "nats");
 
 	it("the compose file runs exactly the nodes of the local cluster layout", () => {
-		const fromCompose = nodes.map(([, service]) => ({ nodeID: service.environment?.NODEID, services: service.environment?.SERVICES })).sort((a, b) => String(a.nodeID).localeCompare(String(b.nodeID)));
-		const fromLayout = CLUSTER_LAYOUT.map(node => ({ nodeID: node.nodeID, services: node.services.join(",") })).sort((a, b) => a.nodeID.localeCompare(b.nodeID));
+		const fromCompose = nodes
+			.map(([, service]) => ({ nodeID: service.environment?.NODEID, services: service.environment?.SERVICES }))
+			.sort((a, b) => String(a.nodeID).localeCompare(String(b.nodeID)));
+		const fromLayout = CLUSTER_LAYOUT.map(node => ({ nodeID: node.nodeID, services: node.services.join(",") })).sort((a, b) =>
+			a.nodeID.localeCompare(b.nodeID)
+		);
 		expect(fromCompose).toEqual(fromLayout);
 	});
 

@@ -195,10 +195,7 @@ describe("orders service", () => {
 		it("confirms an order with 201: stock taken, payment captured, prices from the catalogue", async () => {
 			const mug = await product(10, 1250);
 			const tee = await product(5, 2199);
-			const answer = await client.create([
-				{ productId: mug.id, quantity: 2, unitPrice: 1 } as StockLine,
-				{ productId: tee.id, quantity: 1 }
-			]);
+			const answer = await client.create([{ productId: mug.id, quantity: 2, unitPrice: 1 } as StockLine, { productId: tee.id, quantity: 1 }]);
 
 			expect(answer.error).toBeUndefined();
 			expect(answer.status).toBe(201);
@@ -240,7 +237,11 @@ describe("orders service", () => {
 		it("answers with the order's Location", async () => {
 			const p = await product(3);
 			const meta: ShopMeta = metaOf(alice);
-			const order = await shop.broker.call<Order, object>("orders.create", { items: [{ productId: p.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { meta });
+			const order = await shop.broker.call<Order, object>(
+				"orders.create",
+				{ items: [{ productId: p.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } },
+				{ meta }
+			);
 			expect(meta.$location).toBe(`/api/orders/${order.id}`);
 		});
 
@@ -622,9 +623,10 @@ describe("orders service", () => {
 			await expect(client.get(orderId)).resolves.toMatchObject({ cancelReason: "payment_failed" });
 			expect(await client.stockOf(p.id)).toBe(5);
 			// And it can no longer be charged.
-			await expect(
-				shop.broker.call("payments.capture", { orderId, userId: alice.id, amount: 800, card: APPROVED_TEST_CARD })
-			).rejects.toMatchObject({ code: 409, type: "INVALID_STATE" });
+			await expect(shop.broker.call("payments.capture", { orderId, userId: alice.id, amount: 800, card: APPROVED_TEST_CARD })).rejects.toMatchObject({
+				code: 409,
+				type: "INVALID_STATE"
+			});
 		});
 
 		it("leaves a recently touched pending order of another live-looking node alone", async () => {
@@ -657,10 +659,10 @@ describe("orders service", () => {
 	});
 
 	describe("afterwards", () => {
-	it("keeps the contract's invariants over everything above", async () => {
-		await waitFor(async () => (await shop.models("orders").Order.count({ where: { status: "pending" } })) === 0, 8000, "no pending orders");
-		await checkInvariants(shop, client, initialStock);
-	});
+		it("keeps the contract's invariants over everything above", async () => {
+			await waitFor(async () => (await shop.models("orders").Order.count({ where: { status: "pending" } })) === 0, 8000, "no pending orders");
+			await checkInvariants(shop, client, initialStock);
+		});
 	});
 });
 

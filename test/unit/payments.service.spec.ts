@@ -16,7 +16,10 @@ const owner: AuthUser = { id: "user-owner", email: "owner@shop.test", role: "cus
 const stranger: AuthUser = { id: "user-stranger", email: "stranger@shop.test", role: "customer" };
 const admin: AuthUser = { id: "user-admin", email: "admin@shop.test", role: "admin" };
 
-type RowModel = { findAll(options?: object): Promise<Array<{ get(options: { plain: true }): Record<string, unknown> }>>; count(options?: object): Promise<number> };
+type RowModel = {
+	findAll(options?: object): Promise<Array<{ get(options: { plain: true }): Record<string, unknown> }>>;
+	count(options?: object): Promise<number>;
+};
 type PaymentsInternals = Service & { models: { Payment: RowModel; VoidedOrder: RowModel }; db: { sequelize: Sequelize } };
 
 describe("payments service", () => {
