@@ -18,10 +18,11 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { ServiceBroker, type BrokerOptions } from "moleculer";
 import projectOptions from "../moleculer.config";
-import { auditBooks } from "../scripts/books";
-import { seededRandom } from "../scripts/prng";
-import { startNats, type NatsServer } from "../scripts/nats-server";
-import { APPROVED_CARD, client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../scripts/shop-process";
+import { auditBooks } from "../test/support/books";
+import { seededRandom } from "../test/support/prng";
+import { startNats, type NatsServer } from "../test/support/nats";
+import { client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
+import { APPROVED_TEST_CARD } from "../lib/cards";
 
 // --- Options ------------------------------------------------------------------------------------
 
@@ -48,7 +49,9 @@ const progress = (message: string) => process.stderr.write(`[bench ${new Date().
 function rssMb(pid: number | undefined): number {
 	if (!pid) return NaN;
 	try {
-		const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find(l => l.startsWith("VmRSS:"));
+		const line = readFileSync(`/proc/${pid}/status`, "utf8")
+			.split("\n")
+			.find(l => l.startsWith("VmRSS:"));
 		return line ? Math.round(Number(line.split(/\s+/)[1]) / 1024) : NaN;
 	} catch {
 		return NaN;
@@ -176,7 +179,13 @@ async function prepare(name: string, baseUrl: string, processes: ShopProcess[], 
 			batch.map(i =>
 				api.post(
 					"/api/products",
-					{ sku: `BENCH-${i}`, name: `Bench product ${i}`, description: `Seeded product number ${i}`, price: 100 + Math.floor(next() * 10_000), stock: 100_000_000 },
+					{
+						sku: `BENCH-${i}`,
+						name: `Bench product ${i}`,
+						description: `Seeded product number ${i}`,
+						price: 100 + Math.floor(next() * 10_000),
+						stock: 100_000_000
+					},
 					{ token: adminToken }
 				)
 			)
@@ -188,7 +197,16 @@ async function prepare(name: string, baseUrl: string, processes: ShopProcess[], 
 	}
 	const buyers = await Promise.all(Array.from({ length: settings.connections }, () => registerUser(baseUrl, "bench").then(user => user.token)));
 	const initialStock = new Map(productIds.map(id => [id, 100_000_000]));
-	return { name, baseUrl, processes: processes.map((p, i) => ({ name: nodeNames[i], pid: p.child.pid, output: p.output })), adminToken, buyers, productIds, initialStock, stop };
+	return {
+		name,
+		baseUrl,
+		processes: processes.map((p, i) => ({ name: nodeNames[i], pid: p.child.pid, output: p.output })),
+		adminToken,
+		buyers,
+		productIds,
+		initialStock,
+		stop
+	};
 }
 
 /** The shop in one process; `metrics: false` is the same shop with Moleculer's metrics off (METRICS_PORT=0), to show their cost. */
@@ -204,7 +222,9 @@ async function startCluster(nats: NatsServer): Promise<Shop> {
 	const dataDir = tempDataDir("shop-bench-cluster-");
 	const env = { ...commonEnv, TRANSPORTER: nats.url, JWT_SECRET: "bench-cluster-secret-0123456789" };
 	const services = ["users", "inventory", "orders", "payments"];
-	const backends = await Promise.all(services.map(service => startShop({ dataDir, waitFor: "none", env: { ...env, SERVICES: service, NODEID: `bench-${service}` } })));
+	const backends = await Promise.all(
+		services.map(service => startShop({ dataDir, waitFor: "none", env: { ...env, SERVICES: service, NODEID: `bench-${service}` } }))
+	);
 	const gateway = await startShop({ dataDir, env: { ...env, SERVICES: "api", NODEID: "bench-api" } });
 	const all = [gateway, ...backends];
 	return prepare("cluster", gateway.baseUrl, all, async () => void (await Promise.all(all.map(p => p.stop()))), ["api", ...services]);
@@ -214,7 +234,9 @@ async function startBare(routes: Record<string, string>): Promise<{ url: string;
 	const port = await freePort();
 	const routesFile = path.join(tempDataDir("shop-bench-bare-"), "routes.json");
 	writeFileSync(routesFile, JSON.stringify(routes));
-	const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, "dist/bench/bare-server.js"), String(port), routesFile], { stdio: ["ignore", "pipe", "inherit"] });
+	const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, "dist/bench/bare-server.js"), String(port), routesFile], {
+		stdio: ["ignore", "pipe", "inherit"]
+	});
 	await new Promise<void>((resolve, reject) => {
 		child.stdout!.once("data", () => resolve());
 		child.once("exit", code => reject(new Error(`bare server exited with ${code}`)));
@@ -252,7 +274,7 @@ function orderSide(shop: Shop): Side {
 							return {
 								...request,
 								headers: { "content-type": "application/json", authorization: `Bearer ${perConnection.token}` },
-								body: JSON.stringify({ items: [{ productId, quantity: 1 + Math.floor(next() * 3) }], payment: { card: APPROVED_CARD } })
+								body: JSON.stringify({ items: [{ productId, quantity: 1 + Math.floor(next() * 3) }], payment: { card: APPROVED_TEST_CARD } })
 							};
 						}
 					}
@@ -269,7 +291,8 @@ async function checkBooks(shop: Shop): Promise<{ orders: number; problems: strin
 	const books = await auditBooks({ baseUrl: shop.baseUrl, adminToken: shop.adminToken, expectedStock: shop.initialStock, settleWithinMs: 60_000 });
 	if (books.problems.length > 0) {
 		// What the shop said about it (warnings and errors: the shops run at LOG_LEVEL=warn).
-		for (const process of shop.processes) console.error(`--- ${shop.name}: ${process.name}, last log lines ---\n${process.output().split("\n").slice(-60).join("\n")}`);
+		for (const process of shop.processes)
+			console.error(`--- ${shop.name}: ${process.name}, last log lines ---\n${process.output().split("\n").slice(-60).join("\n")}`);
 	}
 	return { orders: books.orders.length, problems: books.problems };
 }
@@ -317,11 +340,16 @@ async function main() {
 		const productPath = `/api/products/${single.productIds[0]}`;
 		const listPath = "/api/products?page=1&pageSize=20";
 		const clusterProductPath = `/api/products/${cluster.productIds[0]}`;
-		const bytes = { [productPath]: await (await fetch(single.baseUrl + productPath)).text(), [listPath]: await (await fetch(single.baseUrl + listPath)).text() };
+		const bytes = {
+			[productPath]: await (await fetch(single.baseUrl + productPath)).text(),
+			[listPath]: await (await fetch(single.baseUrl + listPath)).text()
+		};
 		const bare = await startBare(bytes);
 		stops.push(() => bare.stop());
 
-		const memoryBefore = Object.fromEntries([...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)]));
+		const memoryBefore = Object.fromEntries(
+			[...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)])
+		);
 
 		const reads = await compare(
 			"GET /api/products/:id",
@@ -352,13 +380,27 @@ async function main() {
 			soak = { seconds: soakSeconds, rssMb: samples, growthPercent: round2(((settled[settled.length - 1] - settled[0]) / settled[0]) * 100) };
 		}
 
-		const memoryAfter = Object.fromEntries([...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)]));
+		const memoryAfter = Object.fromEntries(
+			[...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)])
+		);
 		progress("checking the books");
 		const books = { single: await checkBooks(single), cluster: await checkBooks(cluster), "single, no metrics": await checkBooks(unmetered) };
 		progress("broker.call overhead");
 		const overhead = await callOverhead();
 
-		const report = { date: new Date().toISOString(), mode: quick ? "quick" : "full", settings, reads, lists, orders, memory: { before: memoryBefore, after: memoryAfter }, soak, books, overhead, seconds: Math.round((Date.now() - started) / 1000) };
+		const report = {
+			date: new Date().toISOString(),
+			mode: quick ? "quick" : "full",
+			settings,
+			reads,
+			lists,
+			orders,
+			memory: { before: memoryBefore, after: memoryAfter },
+			soak,
+			books,
+			overhead,
+			seconds: Math.round((Date.now() - started) / 1000)
+		};
 		printReport(report);
 		mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
 		const file = path.join(ROOT, `bench/results/bench-${report.mode}-${report.date.replace(/[:.]/g, "-")}.json`);
@@ -394,25 +436,35 @@ function printReport(report: {
 				String(median(figures.p50)),
 				String(median(figures.p99)),
 				figures.fixedRateP99 === undefined ? "" : `${figures.fixedRateP99} (at ${comparison.fixedRate}/s)`,
-				Object.entries(figures.statusCounts).map(([code, count]) => `${code}:${count}`).join(" ")
+				Object.entries(figures.statusCounts)
+					.map(([code, count]) => `${code}:${count}`)
+					.join(" ")
 			]);
 		}
 	}
 	const widths = rows[0].map((_, col) => Math.max(...rows.map(row => row[col].length)));
-	console.log(`\nShop benchmark (${report.mode}, ${settings.rounds} rounds of ${settings.seconds} s, ${settings.connections} connections, ${report.seconds} s in all)\n`);
+	console.log(
+		`\nShop benchmark (${report.mode}, ${settings.rounds} rounds of ${settings.seconds} s, ${settings.connections} connections, ${report.seconds} s in all)\n`
+	);
 	for (const row of rows) console.log(row.map((cell, col) => cell.padEnd(widths[col])).join("  "));
 	console.log("\nRatios (median of rounds, min-max):");
 	for (const comparison of [report.reads, report.lists, report.orders]) {
-		for (const [name, ratio] of Object.entries(comparison.ratios)) console.log(`  ${comparison.scenario.padEnd(38)} ${name.padEnd(34)} ${ratio.median} (${ratio.min}-${ratio.max})`);
+		for (const [name, ratio] of Object.entries(comparison.ratios))
+			console.log(`  ${comparison.scenario.padEnd(38)} ${name.padEnd(34)} ${ratio.median} (${ratio.min}-${ratio.max})`);
 	}
 	console.log("\nbroker.call overhead (calls/s, awaited one after another):");
 	const direct = report.overhead["direct function call"];
-	for (const [name, rate] of Object.entries(report.overhead)) console.log(`  ${name.padEnd(38)} ${String(rate).padStart(10)}  (${round2(rate / direct)} x direct)`);
+	for (const [name, rate] of Object.entries(report.overhead))
+		console.log(`  ${name.padEnd(38)} ${String(rate).padStart(10)}  (${round2(rate / direct)} x direct)`);
 	console.log("\nRSS MB before -> after the load:");
 	for (const name of Object.keys(report.memory.before)) console.log(`  ${name.padEnd(20)} ${report.memory.before[name]} -> ${report.memory.after[name]}`);
-	if (report.soak) console.log(`\nSoak ${report.soak.seconds} s: RSS samples ${report.soak.rssMb.join(", ")} MB; growth over the last two thirds ${report.soak.growthPercent}%`);
+	if (report.soak)
+		console.log(
+			`\nSoak ${report.soak.seconds} s: RSS samples ${report.soak.rssMb.join(", ")} MB; growth over the last two thirds ${report.soak.growthPercent}%`
+		);
 	console.log("\nBooks after the load:");
-	for (const [name, books] of Object.entries(report.books)) console.log(`  ${name.padEnd(8)} ${books.orders} orders, ${books.problems.length === 0 ? "balanced" : `${books.problems.length} PROBLEMS`}`);
+	for (const [name, books] of Object.entries(report.books))
+		console.log(`  ${name.padEnd(8)} ${books.orders} orders, ${books.problems.length === 0 ? "balanced" : `${books.problems.length} PROBLEMS`}`);
 }
 
 main().catch(err => {

@@ -11,10 +11,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import readline from "node:readline";
 import { CLUSTER_LAYOUT } from "./cluster-layout";
-
-const root = path.resolve(__dirname, "../..");
-const runner = path.join(root, "node_modules/moleculer/bin/moleculer-runner.js");
-const config = path.join(root, "dist/moleculer.config.js");
+import { NODE_ARGS, ROOT as root } from "./paths";
 
 const natsPort = Number(process.env.NATS_PORT || 4222);
 const transporter = process.env.TRANSPORTER || `nats://127.0.0.1:${natsPort}`;
@@ -50,7 +47,7 @@ function stopAll() {
 	for (const node of nodes) node.kill("SIGTERM");
 	const exits = nodes.map(node => new Promise(resolve => (node.exitCode !== null ? resolve(null) : node.once("exit", resolve))));
 	// NATS last, so that every node can say goodbye to the others.
-	Promise.all(exits).then(() => {
+	void Promise.all(exits).then(() => {
 		nats?.kill("SIGTERM");
 		process.exit(0);
 	});
@@ -68,17 +65,20 @@ if (!process.env.TRANSPORTER) {
 }
 
 // Give NATS a moment; the nodes reconnect by themselves if they are early.
-setTimeout(() => {
-	CLUSTER_LAYOUT.forEach((node, i) => {
-		const child = start(node.nodeID, process.execPath, [runner, "--config", config], {
-			NODEID: node.nodeID,
-			SERVICES: node.services.join(","),
-			TRANSPORTER: transporter,
-			METRICS_PORT: String(metricsBase + 1 + i),
-			DATA_DIR: dataDir,
-			JWT_SECRET: jwtSecret
+setTimeout(
+	() => {
+		CLUSTER_LAYOUT.forEach((node, i) => {
+			const child = start(node.nodeID, process.execPath, [...NODE_ARGS], {
+				NODEID: node.nodeID,
+				SERVICES: node.services.join(","),
+				TRANSPORTER: transporter,
+				METRICS_PORT: String(metricsBase + 1 + i),
+				DATA_DIR: dataDir,
+				JWT_SECRET: jwtSecret
+			});
+			nodes.push(child);
 		});
-		nodes.push(child);
-	});
-	console.log(`Cluster starting: ${CLUSTER_LAYOUT.length} nodes on ${transporter}, data in ${dataDir}, gateway on port ${process.env.PORT || 3000}`);
-}, process.env.TRANSPORTER ? 0 : 300);
+		console.log(`Cluster starting: ${CLUSTER_LAYOUT.length} nodes on ${transporter}, data in ${dataDir}, gateway on port ${process.env.PORT || 3000}`);
+	},
+	process.env.TRANSPORTER ? 0 : 300
+);

@@ -2,10 +2,15 @@
  * The shop spread over nodes on a real nats-server: load balancing, fault isolation, settling and
  * crash recovery, with nodes killed by SIGKILL. Every process is started by this suite and killed
  * in afterAll, even when a test fails.
+ *
+ * Waits are for the exact state a test needs, asked of the nodes through an observer on the bus
+ * (which node sees which service where), never a sleep nor the gateway's readiness as a proxy.
  */
-import { APPROVED_CARD, client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
+import { client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
 import { startNats, type NatsServer } from "../support/nats";
-import { auditBooks } from "../../scripts/books";
+import { startObserver, type Layout, type Observer } from "../support/observer";
+import { auditBooks } from "../support/books";
+import { APPROVED_TEST_CARD } from "../../lib/cards";
 
 const ADMIN = { email: "admin@cluster.test", password: "admin-password-1" };
 const JWT_SECRET = "cluster-test-secret-0123456789";
@@ -14,6 +19,7 @@ jest.setTimeout(120_000);
 
 describe("the shop on NATS", () => {
 	let nats: NatsServer;
+	let observer: Observer;
 	let dataDir: string;
 	const nodes = new Map<string, ShopProcess>();
 	let gateway: ReturnType<typeof client>;
@@ -50,12 +56,22 @@ describe("the shop on NATS", () => {
 
 	async function placeOrder(token: string, productId: string, quantity = 1) {
 		const started = Date.now();
-		const res = await gateway.post("/api/orders", { items: [{ productId, quantity }], payment: { card: APPROVED_CARD } }, { token });
+		const res = await gateway.post("/api/orders", { items: [{ productId, quantity }], payment: { card: APPROVED_TEST_CARD } }, { token });
 		return { ...res, ms: Date.now() - started };
 	}
 
+	/** Every node of the suite's layout, and what each must see once they have all joined. */
+	const FULL: Layout = {
+		users: ["users-1"],
+		inventory: ["inventory-1", "inventory-2"],
+		orders: ["orders-1"],
+		payments: ["payments-1", "payments-2"],
+		api: ["api-1"]
+	};
+
 	beforeAll(async () => {
 		nats = await startNats();
+		observer = await startObserver(nats.url);
 		dataDir = tempDataDir("shop-cluster-");
 		// Several nodes of one service start at the same moment on one DATA_DIR: start-up must be safe.
 		await Promise.all([
@@ -67,6 +83,9 @@ describe("the shop on NATS", () => {
 			startNode("payments-2", "payments")
 		]);
 		const api = await startNode("api-1", "api");
+		// The gateway answers ready as soon as one node of each service is up; the tests need every
+		// node to see every other one (round robin over both payments and both inventory nodes).
+		await observer.waitUntilSeen(Object.values(FULL).flat(), FULL);
 		gateway = client(api.baseUrl);
 		adminToken = await loginAs(api.baseUrl, ADMIN.email, ADMIN.password);
 		const products = await gateway.get("/api/products?pageSize=100");
@@ -75,6 +94,7 @@ describe("the shop on NATS", () => {
 
 	afterAll(async () => {
 		await Promise.all([...nodes.values()].map(node => node.kill()));
+		await observer?.stop();
 		await nats?.stop();
 	});
 
@@ -103,10 +123,18 @@ describe("the shop on NATS", () => {
 		const stock = before[0].body.stock as number;
 		expect(before.map(res => res.body.stock)).toEqual(Array(6).fill(stock));
 		expect((await placeOrder(buyer.token, productId, 3)).status).toBe(201);
-		// The product.updated event crosses NATS to the other inventory node within moments.
-		await new Promise(resolve => setTimeout(resolve, 300));
-		const after = await Promise.all(Array.from({ length: 6 }, () => gateway.get(`/api/products/${productId}`)));
-		expect(after.map(res => res.body.stock)).toEqual(Array(6).fill(stock - 3));
+		// The product.updated event crosses NATS to the other inventory node within moments (the
+		// cache's ttl is 30 s: a node that missed the event would answer the old stock past the wait).
+		let after: number[] = [];
+		await eventually(
+			async () => {
+				after = (await Promise.all(Array.from({ length: 6 }, () => gateway.get(`/api/products/${productId}`)))).map(res => res.body.stock);
+				return after.every(value => value === stock - 3);
+			},
+			5_000,
+			100
+		).catch(() => undefined);
+		expect(after).toEqual(Array(6).fill(stock - 3));
 	});
 
 	describe("with every payments node killed", () => {
@@ -116,6 +144,8 @@ describe("the shop on NATS", () => {
 		beforeAll(async () => {
 			buyer = await registerUser(nodes.get("api-1")!.baseUrl);
 			await Promise.all([nodes.get("payments-1")!.kill(), nodes.get("payments-2")!.kill()]);
+			// Killed with -9: the gateway and the orders node notice from missing heartbeats.
+			await observer.waitUntilSeen(["api-1", "orders-1"], { payments: [] });
 		});
 
 		it("keeps the catalogue and login working", async () => {
@@ -149,6 +179,7 @@ describe("the shop on NATS", () => {
 		it("settles every pending order once a payments node is back", async () => {
 			const started = Date.now();
 			await startNode("payments-3", "payments");
+			await observer.waitUntilSeen(["api-1", "orders-1"], { payments: ["payments-3"] });
 			await eventually(async () => {
 				const states = await Promise.all(pendingIds.map(async id => (await gateway.get(`/api/orders/${id}`, { token: buyer.token })).body.status));
 				return states.every(status => status === "confirmed");
@@ -177,9 +208,11 @@ describe("the shop on NATS", () => {
 					if (res.status === 201 || res.status === 202) accepted.push(res.body.id);
 				}
 			});
-			await new Promise(resolve => setTimeout(resolve, 700));
+			// Orders flow (as many accepted as there are buyers) before the kill, and keep coming until the gateway has
+			// noticed the death (the window in which calls reach a dead node), then stops.
+			await eventually(async () => accepted.length >= buyers.length, 20_000, 20);
 			await nodes.get("orders-1")!.kill();
-			await new Promise(resolve => setTimeout(resolve, 500));
+			await observer.waitUntilSeen(["api-1"], { orders: [] });
 			stop = true;
 			await Promise.all(burst);
 			expect(accepted.length).toBeGreaterThan(0);
@@ -188,7 +221,8 @@ describe("the shop on NATS", () => {
 			console.log(`burst answers while orders-1 was killed: ${JSON.stringify(counts)}`);
 
 			await startNode("orders-2", "orders");
-			await eventually(async () => (await gateway.get("/api/health/ready")).status === 200, 20_000);
+			// The audit lists orders through the gateway; orders-2 settles what orders-1 left with payments-3.
+			await observer.waitUntilSeen(["api-1", "orders-2"], { orders: ["orders-2"], payments: ["payments-3"], inventory: ["inventory-1", "inventory-2"] });
 			// Every order settles by itself, and the contract's invariants hold (no restocks in this suite).
 			const started = Date.now();
 			const books = await auditBooks({ baseUrl: apiUrl, adminToken, expectedStock: initialStock, settleWithinMs: 60_000 });

@@ -1,6 +1,19 @@
 /** Many buyers at once on scarce stock, and Idempotency-Key under concurrency. */
-import { APPROVED_CARD, DECLINED_CARD, registerUser, type ShopProcess } from "../support/shop";
-import { startShopWithAdmin, allOrders, createProduct, expectError, expectStatus, getProduct, mapLimit, paymentsOf, placeOrder, unique, type Client } from "./helpers";
+import { registerUser, type ShopProcess } from "../support/shop";
+import {
+	startShopWithAdmin,
+	allOrders,
+	createProduct,
+	expectError,
+	expectStatus,
+	getProduct,
+	mapLimit,
+	paymentsOf,
+	placeOrder,
+	unique,
+	type Client
+} from "./helpers";
+import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
 describe("concurrency", () => {
 	let shop: ShopProcess;
@@ -54,7 +67,12 @@ describe("concurrency", () => {
 
 		// Exactly 20 captured payments over every order of this product, each of the order's total.
 		const orders = (await allOrders(api, admin)).filter(o => o.items.some((item: { productId: string }) => item.productId === product.id));
-		expect(orders.filter(o => o.status === "confirmed").map(o => o.id).sort()).toEqual(confirmed.map(a => a.body.id).sort());
+		expect(
+			orders
+				.filter(o => o.status === "confirmed")
+				.map(o => o.id)
+				.sort()
+		).toEqual(confirmed.map(a => a.body.id).sort());
 		expect(orders.filter(o => o.status === "pending")).toEqual([]);
 		const payments = (await mapLimit(orders, 10, order => paymentsOf(api, admin, order.id))).flat();
 		const captured = payments.filter(p => p.status === "captured");
@@ -68,7 +86,7 @@ describe("concurrency", () => {
 			const product = await createProduct(api, admin, { price: 1500, stock: 10 });
 			const buyer = await registerUser(shop.baseUrl, "idem");
 			const key = unique("key");
-			const send = () => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 2 }], APPROVED_CARD, { "Idempotency-Key": key });
+			const send = () => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 2 }], APPROVED_TEST_CARD, { "Idempotency-Key": key });
 
 			const [first, second] = await Promise.all([send(), send()]);
 			expectStatus(first, 201);
@@ -93,7 +111,7 @@ describe("concurrency", () => {
 			const buyer = await registerUser(shop.baseUrl, "idem-many");
 			const key = unique("many");
 			const answers = await Promise.all(
-				Array.from({ length: 10 }, () => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], APPROVED_CARD, { "Idempotency-Key": key }))
+				Array.from({ length: 10 }, () => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], APPROVED_TEST_CARD, { "Idempotency-Key": key }))
 			);
 			expect(new Set(answers.map(a => a.status))).toEqual(new Set([201]));
 			expect(new Set(answers.map(a => a.body.id)).size).toBe(1);
@@ -106,8 +124,8 @@ describe("concurrency", () => {
 			const [u1, u2] = [await registerUser(shop.baseUrl, "k1"), await registerUser(shop.baseUrl, "k2")];
 			const key = unique("shared");
 			const [a, b] = await Promise.all([
-				placeOrder(api, u1.token, [{ productId: product.id, quantity: 1 }], APPROVED_CARD, { "Idempotency-Key": key }),
-				placeOrder(api, u2.token, [{ productId: product.id, quantity: 1 }], APPROVED_CARD, { "Idempotency-Key": key })
+				placeOrder(api, u1.token, [{ productId: product.id, quantity: 1 }], APPROVED_TEST_CARD, { "Idempotency-Key": key }),
+				placeOrder(api, u2.token, [{ productId: product.id, quantity: 1 }], APPROVED_TEST_CARD, { "Idempotency-Key": key })
 			]);
 			expectStatus(a, 201);
 			expectStatus(b, 201);
@@ -116,7 +134,7 @@ describe("concurrency", () => {
 			expect(b.body.userId).toBe(u2.id);
 			expect((await getProduct(api, product.id)).stock).toBe(8);
 			// Each replays its own.
-			const again = await placeOrder(api, u2.token, [{ productId: product.id, quantity: 1 }], APPROVED_CARD, { "Idempotency-Key": key });
+			const again = await placeOrder(api, u2.token, [{ productId: product.id, quantity: 1 }], APPROVED_TEST_CARD, { "Idempotency-Key": key });
 			expect(again.status).toBe(201);
 			expect(again.body.id).toBe(b.body.id);
 		});
@@ -124,8 +142,8 @@ describe("concurrency", () => {
 		it("different keys from one user are different orders", async () => {
 			const product = await createProduct(api, admin, { stock: 10 });
 			const buyer = await registerUser(shop.baseUrl, "k3");
-			const a = await placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], APPROVED_CARD, { "Idempotency-Key": unique("a") });
-			const b = await placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], APPROVED_CARD, { "Idempotency-Key": unique("b") });
+			const a = await placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], APPROVED_TEST_CARD, { "Idempotency-Key": unique("a") });
+			const b = await placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], APPROVED_TEST_CARD, { "Idempotency-Key": unique("b") });
 			expectStatus(a, 201);
 			expectStatus(b, 201);
 			expect(a.body.id).not.toBe(b.body.id);
@@ -137,11 +155,11 @@ describe("concurrency", () => {
 			const buyer = await registerUser(shop.baseUrl, "k4");
 			const key = unique("declined");
 			const send = (card: string) => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], card, { "Idempotency-Key": key });
-			const [first, second] = await Promise.all([send(DECLINED_CARD), send(DECLINED_CARD)]);
+			const [first, second] = await Promise.all([send(DECLINED_TEST_CARD), send(DECLINED_TEST_CARD)]);
 			expectError(first, 402, "PAYMENT_DECLINED");
 			expectError(second, 402, "PAYMENT_DECLINED");
 			// A replay with a good card still answers the first attempt's outcome: nothing is charged.
-			const replay = await send(APPROVED_CARD);
+			const replay = await send(APPROVED_TEST_CARD);
 			expectError(replay, 402, "PAYMENT_DECLINED");
 			expect((await getProduct(api, product.id)).stock).toBe(5);
 			const orders = await allOrders(api, buyer.token);
@@ -154,7 +172,7 @@ describe("concurrency", () => {
 			const product = await createProduct(api, admin, { stock: 1 });
 			const buyer = await registerUser(shop.baseUrl, "k5");
 			const key = unique("oos");
-			const send = () => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 2 }], APPROVED_CARD, { "Idempotency-Key": key });
+			const send = () => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 2 }], APPROVED_TEST_CARD, { "Idempotency-Key": key });
 			const first = await send();
 			expectError(first, 409, "OUT_OF_STOCK");
 			expectStatus(await api.post(`/api/products/${product.id}/restock`, { quantity: 5 }, { token: admin }), 200);
@@ -168,7 +186,7 @@ describe("concurrency", () => {
 			const product = await createProduct(api, admin, { stock: 5 });
 			const buyer = await registerUser(shop.baseUrl, "k6");
 			const key = unique("cancelled");
-			const send = () => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], APPROVED_CARD, { "Idempotency-Key": key });
+			const send = () => placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }], APPROVED_TEST_CARD, { "Idempotency-Key": key });
 			const first = await send();
 			expectStatus(first, 201);
 			expectStatus(await api.post(`/api/orders/${first.body.id}/cancel`, {}, { token: buyer.token }), 200);

@@ -10,7 +10,8 @@
  * Nothing stored before the barrage may change. Failures name the route, the field and the
  * character; a 5xx also carries the server's log line about it.
  */
-import { APPROVED_CARD, registerUser, type ApiAnswer } from "../support/shop";
+import { APPROVED_TEST_CARD as APPROVED_CARD } from "../../lib/cards";
+import { registerUser, type ApiAnswer } from "../support/shop";
 import {
 	allOrders,
 	describeAnswer,

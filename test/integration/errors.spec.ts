@@ -3,8 +3,9 @@
  * `{ name, message, code, type, data }`. (429 lives in platform.spec.ts: it needs the default limit.)
  */
 import jwt from "jsonwebtoken";
-import { APPROVED_CARD, client, DECLINED_CARD, registerUser, startShop, type ShopProcess } from "../support/shop";
+import { client, registerUser, startShop, type ShopProcess } from "../support/shop";
 import { ADMIN_ENV, adminToken, createProduct, expectError, expectStatus, getProduct, paymentsOf, placeOrder, unique, type Client } from "./helpers";
+import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
 const JWT_SECRET = "errors-spec-secret-0123456789abcdef";
 
@@ -203,7 +204,7 @@ describe("error answers", () => {
 	describe("402 PAYMENT_DECLINED", () => {
 		it("puts the stock back on sale and captures nothing", async () => {
 			const product = await createProduct(api, admin, { stock: 4, price: 2500 });
-			const res = await placeOrder(api, customer.token, [{ productId: product.id, quantity: 3 }], DECLINED_CARD);
+			const res = await placeOrder(api, customer.token, [{ productId: product.id, quantity: 3 }], DECLINED_TEST_CARD);
 			expectError(res, 402, "PAYMENT_DECLINED");
 			expect((await getProduct(api, product.id)).stock).toBe(4);
 			const orders = (await api.get("/api/orders?pageSize=100", { token: customer.token })).body.rows as any[];
@@ -213,7 +214,7 @@ describe("error answers", () => {
 			const payments = await paymentsOf(api, admin, declined[0].id);
 			expect(payments.filter(p => p.status === "captured")).toEqual([]);
 			// The units are really on sale: another order can take all of them.
-			expectStatus(await placeOrder(api, customer.token, [{ productId: product.id, quantity: 4 }], APPROVED_CARD), 201);
+			expectStatus(await placeOrder(api, customer.token, [{ productId: product.id, quantity: 4 }], APPROVED_TEST_CARD), 201);
 		});
 	});
 
@@ -243,7 +244,7 @@ describe("error answers", () => {
 			expect(fields(res)).toEqual(["email", "name", "password"]);
 			for (const item of res.body.data) expect(typeof item.message).toBe("string");
 			// The rejected values are not echoed back.
-			expect(JSON.stringify(res.body)).not.toContain("short\"");
+			expect(JSON.stringify(res.body)).not.toContain('short"');
 		});
 
 		it("password length bounds 8..128", async () => {
@@ -270,7 +271,11 @@ describe("error answers", () => {
 
 		it("names the bad lines and the card of an order", async () => {
 			const product = await createProduct(api, admin, { stock: 5 });
-			const res = await api.post("/api/orders", { items: [{ productId: product.id, quantity: 0 }], payment: { card: APPROVED_CARD } }, { token: customer.token });
+			const res = await api.post(
+				"/api/orders",
+				{ items: [{ productId: product.id, quantity: 0 }], payment: { card: APPROVED_TEST_CARD } },
+				{ token: customer.token }
+			);
 			expectError(res, 422, "VALIDATION_ERROR");
 			expect(fields(res).join(" ")).toMatch(/quantity/);
 			for (const card of ["4242424242424241", "1234", "4242 4242 4242 4242", "abcdabcdabcdabcd", "42424242424242424242"]) {
@@ -293,7 +298,7 @@ describe("error answers", () => {
 
 		it("an Idempotency-Key longer than 64 characters", async () => {
 			const product = await createProduct(api, admin, { stock: 5 });
-			const res = await placeOrder(api, customer.token, [{ productId: product.id, quantity: 1 }], APPROVED_CARD, { "Idempotency-Key": "k".repeat(65) });
+			const res = await placeOrder(api, customer.token, [{ productId: product.id, quantity: 1 }], APPROVED_TEST_CARD, { "Idempotency-Key": "k".repeat(65) });
 			expectError(res, 422, "VALIDATION_ERROR");
 			expect((await getProduct(api, product.id)).stock).toBe(5);
 		});

@@ -3,8 +3,10 @@
  * Everything goes through the public HTTP API of a shop started by test/support/shop.ts.
  */
 import { spawn } from "node:child_process";
-import path from "node:path";
-import { APPROVED_CARD, client, freePort, ROOT, startShop, tempDataDir, type ApiAnswer, type RequestOptions, type ShopProcess } from "../support/shop";
+import { NODE_ARGS, ROOT } from "../../scripts/paths";
+import { allOrders } from "../support/books";
+import { client, freePort, startShop, tempDataDir, type ApiAnswer, type RequestOptions, type ShopProcess } from "../support/shop";
+import { APPROVED_TEST_CARD } from "../../lib/cards";
 
 export type Client = ReturnType<typeof client>;
 
@@ -48,7 +50,8 @@ export function errorShapeProblems(res: ApiAnswer): string[] {
 	if (body.code !== res.status) problems.push(`code ${String(body.code)} differs from the HTTP status ${res.status}`);
 	const allowed = TYPES_BY_STATUS[res.status];
 	if (!allowed) problems.push(`status ${res.status} is not in the contract's error table`);
-	else if (!allowed.includes(body.type as string)) problems.push(`type ${String(body.type)} is not the contract's type for ${res.status} (${allowed.join("|")})`);
+	else if (!allowed.includes(body.type as string))
+		problems.push(`type ${String(body.type)} is not the contract's type for ${res.status} (${allowed.join("|")})`);
 	if (body.data === undefined) problems.push("data is missing");
 	if (/\n\s+at |node_modules|\.js:\d+/.test(JSON.stringify(body))) problems.push("the body leaks a stack trace or file path");
 	if (!/^application\/json/.test(res.headers.get("content-type") ?? "")) problems.push(`content-type is ${res.headers.get("content-type")}`);
@@ -109,23 +112,18 @@ export async function getProduct(api: Client, id: string): Promise<ProductBody> 
 export type Line = { productId: string; quantity: number };
 
 /** POST /api/orders with the given lines and card; answers the raw answer (any status). */
-export function placeOrder(api: Client, token: string, items: Line[], card: string = APPROVED_CARD, headers: Record<string, string> = {}): Promise<ApiAnswer> {
+export function placeOrder(
+	api: Client,
+	token: string,
+	items: Line[],
+	card: string = APPROVED_TEST_CARD,
+	headers: Record<string, string> = {}
+): Promise<ApiAnswer> {
 	return api.post("/api/orders", { items, payment: { card } }, { token, headers });
 }
 
-/** Every order the token may see, all pages (pageSize 100). */
-export async function allOrders(api: Client, token: string): Promise<any[]> {
-	const rows: any[] = [];
-	for (let page = 1; ; page++) {
-		const res = await api.get(`/api/orders?page=${page}&pageSize=100`, { token });
-		expectStatus(res, 200);
-		rows.push(...res.body.rows);
-		if (page >= res.body.totalPages) {
-			expect(rows).toHaveLength(res.body.total);
-			return rows;
-		}
-	}
-}
+/** Every order the token may see, all pages (the books audit's listing). */
+export { allOrders };
 
 export async function paymentsOf(api: Client, token: string, orderId: string): Promise<any[]> {
 	const res = await api.get(`/api/payments?orderId=${encodeURIComponent(orderId)}`, { token });
@@ -148,7 +146,14 @@ export async function mapLimit<T, R>(items: T[], limit: number, work: (item: T, 
 }
 
 /** A raw request with full control of the headers (no JSON encoding, no default Content-Type). */
-export async function rawRequest(baseUrl: string, method: string, urlPath: string, body: string | Buffer | undefined, headers: Record<string, string>, token?: string): Promise<ApiAnswer> {
+export async function rawRequest(
+	baseUrl: string,
+	method: string,
+	urlPath: string,
+	body: string | Buffer | undefined,
+	headers: Record<string, string>,
+	token?: string
+): Promise<ApiAnswer> {
 	const allHeaders: Record<string, string> = { ...headers };
 	if (token) allHeaders.authorization = `Bearer ${token}`;
 	const res = await fetch(baseUrl + urlPath, { method, headers: allHeaders, body });
@@ -178,10 +183,8 @@ export interface Exit {
  * to exit by itself (a node with a bad configuration must). Killed after `timeoutMs` (then code null).
  */
 export async function runUntilExit(env: Record<string, string | undefined>, timeoutMs = 15_000): Promise<Exit> {
-	const runner = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
-	const config = path.join(ROOT, "dist/moleculer.config.js");
 	const started = Date.now();
-	const child = spawn(process.execPath, [runner, "--config", config], {
+	const child = spawn(process.execPath, [...NODE_ARGS], {
 		cwd: ROOT,
 		env: {
 			...process.env,

@@ -4,7 +4,7 @@
  * bytes, unpaired surrogates, `__proto__`/`constructor` keys, empty/null/scalar bodies, wrong
  * Content-Type. Never a 5xx, always the error shape, and nothing stored changes.
  */
-import { APPROVED_CARD, client, registerUser, startShop, type ApiAnswer, type ShopProcess } from "../support/shop";
+import { client, registerUser, startShop, type ApiAnswer, type ShopProcess } from "../support/shop";
 import {
 	ADMIN_ENV,
 	adminToken,
@@ -22,6 +22,7 @@ import {
 	type Client,
 	type ProductBody
 } from "./helpers";
+import { APPROVED_TEST_CARD } from "../../lib/cards";
 
 const HUGE = "x".repeat(100_000);
 
@@ -155,7 +156,7 @@ function casesFor(route: Route): Case[] {
 			kind === "array" ? ["an object", { 0: clone(route.base()) }] : ["an array", [clone(route.base())]],
 			kind === "array" ? ["[null]", [null]] : ["an empty array", []],
 			kind === "array" ? ["[[ ]]", [[]]] : ["a nested array", [[1]]],
-			kind === "array" ? ['["id"]', ["id"]] : ['["4242424242424242"]', [APPROVED_CARD]]
+			kind === "array" ? ['["id"]', ["id"]] : ["[the approved card]", [APPROVED_TEST_CARD]]
 		];
 		for (const [label, value] of junk) cases.push({ label: `${field} = ${label}`, body: withValue(route.base(), field, value), expect: "reject" });
 	}
@@ -165,7 +166,11 @@ function casesFor(route: Route): Case[] {
 	const mustHave = Object.keys(valid).filter(key => !route.optional.includes(key));
 	if (mustHave.length > 0) {
 		cases.push({ label: "required fields only under __proto__", raw: `{"__proto__": ${JSON.stringify(valid)}}`, expect: "reject" });
-		cases.push({ label: "required fields only under constructor.prototype", raw: `{"constructor": {"prototype": ${JSON.stringify(valid)}}}`, expect: "reject" });
+		cases.push({
+			label: "required fields only under constructor.prototype",
+			raw: `{"constructor": {"prototype": ${JSON.stringify(valid)}}}`,
+			expect: "reject"
+		});
 		const [first, ...rest] = mustHave;
 		const partial = Object.fromEntries(rest.map(key => [key, valid[key]]));
 		cases.push({
@@ -188,18 +193,56 @@ function casesFor(route: Route): Case[] {
 		{ label: "the valid body inside an array", raw: JSON.stringify([valid]), expect: strictMiss },
 		{ label: "malformed JSON", raw: JSON.stringify(valid).slice(0, -1), expect: "reject" },
 		{ label: "valid JSON sent as text/plain", raw: JSON.stringify(valid), headers: { "content-type": "text/plain" }, expect: strictMiss },
-		{ label: "valid JSON sent as x-www-form-urlencoded", raw: JSON.stringify(valid), headers: { "content-type": "application/x-www-form-urlencoded" }, expect: strictMiss },
-		{ label: "form fields", raw: new URLSearchParams(Object.entries(valid).map(([k, v]): [string, string] => [k, String(v)])).toString(), headers: { "content-type": "application/x-www-form-urlencoded" }, expect: strictMiss },
-		{ label: "multipart", raw: "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--\r\n", headers: { "content-type": "multipart/form-data; boundary=b" }, expect: strictMiss },
-		{ label: "UTF-8 bytes declared as UTF-16", raw: JSON.stringify(valid), headers: { "content-type": "application/json; charset=utf-16le" }, expect: "reject" },
+		{
+			label: "valid JSON sent as x-www-form-urlencoded",
+			raw: JSON.stringify(valid),
+			headers: { "content-type": "application/x-www-form-urlencoded" },
+			expect: strictMiss
+		},
+		{
+			label: "form fields",
+			raw: new URLSearchParams(Object.entries(valid).map(([k, v]): [string, string] => [k, String(v)])).toString(),
+			headers: { "content-type": "application/x-www-form-urlencoded" },
+			expect: strictMiss
+		},
+		{
+			label: "multipart",
+			raw: '--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n',
+			headers: { "content-type": "multipart/form-data; boundary=b" },
+			expect: strictMiss
+		},
+		{
+			label: "UTF-8 bytes declared as UTF-16",
+			raw: JSON.stringify(valid),
+			headers: { "content-type": "application/json; charset=utf-16le" },
+			expect: "reject"
+		},
 		{ label: "an unknown charset", raw: JSON.stringify(valid), headers: { "content-type": "application/json; charset=klingon" }, expect: "reject" },
-		{ label: "gzip garbage", raw: Buffer.from("definitely not gzip"), headers: { "content-type": "application/json", "content-encoding": "gzip" }, expect: "reject" },
-		{ label: "an unknown Content-Encoding", raw: JSON.stringify(valid), headers: { "content-type": "application/json", "content-encoding": "zstd-ish" }, expect: "reject" },
+		{
+			label: "gzip garbage",
+			raw: Buffer.from("definitely not gzip"),
+			headers: { "content-type": "application/json", "content-encoding": "gzip" },
+			expect: "reject"
+		},
+		{
+			label: "an unknown Content-Encoding",
+			raw: JSON.stringify(valid),
+			headers: { "content-type": "application/json", "content-encoding": "zstd-ish" },
+			expect: "reject"
+		},
 		{ label: "invalid UTF-8 bytes", raw: Buffer.concat([Buffer.from('{"a":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}')]), expect: strictMiss },
 		{ label: "20 000 nested arrays", raw: "[".repeat(20_000) + "]".repeat(20_000), expect: strictMiss },
-		{ label: "a 10 000 deep object in a field", raw: JSON.stringify(withValue(valid, Object.keys(valid)[0] ?? "x", "@@")).replace('"@@"', '{"a":'.repeat(10_000) + "1" + "}".repeat(10_000)), expect: "reject" },
+		{
+			label: "a 10 000 deep object in a field",
+			raw: JSON.stringify(withValue(valid, Object.keys(valid)[0] ?? "x", "@@")).replace('"@@"', '{"a":'.repeat(10_000) + "1" + "}".repeat(10_000)),
+			expect: "reject"
+		},
 		{ label: "50 000 unknown keys", raw: JSON.stringify(Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`k${i}`, i]))), expect: strictMiss },
-		{ label: "duplicate keys, the last one bad", raw: JSON.stringify(valid).replace(/}$/, `, ${JSON.stringify(Object.keys(valid)[0] ?? "x")}: {"bad": true}}`), expect: Object.keys(valid).length ? "reject" : "any" }
+		{
+			label: "duplicate keys, the last one bad",
+			raw: JSON.stringify(valid).replace(/}$/, `, ${JSON.stringify(Object.keys(valid)[0] ?? "x")}: {"bad": true}}`),
+			expect: Object.keys(valid).length ? "reject" : "any"
+		}
 	);
 	return cases;
 }
@@ -384,7 +427,7 @@ describe("hostile bodies on every write route", () => {
 			method: "POST",
 			path: () => "/api/orders",
 			token: () => customer.token,
-			base: () => ({ items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_CARD } }),
+			base: () => ({ items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }),
 			strings: ["items.0.productId", "payment.card"],
 			numbers: ["items.0.quantity"],
 			containers: [
@@ -422,7 +465,14 @@ describe("hostile bodies on every write route", () => {
 
 		// The customer's own order, cancelled with a hostile body: once, and only once.
 		const own: Route = { ...missing, name: "cancel own order", path: () => `/api/orders/${customerOrder.id}/cancel`, base: () => ({ id: otherOrder.id }) };
-		const first = await rawRequest(shop.baseUrl, "POST", own.path(), `{"id": ${JSON.stringify(otherOrder.id)}, "__proto__": {"id": "x"}, "status": "confirmed"}`, { "content-type": "application/json" }, customer.token);
+		const first = await rawRequest(
+			shop.baseUrl,
+			"POST",
+			own.path(),
+			`{"id": ${JSON.stringify(otherOrder.id)}, "__proto__": {"id": "x"}, "status": "confirmed"}`,
+			{ "content-type": "application/json" },
+			customer.token
+		);
 		expectStatus(first, 200);
 		expect(first.body).toMatchObject({ id: customerOrder.id, status: "cancelled" });
 		const again = casesFor(own).map(c => ({ ...c, expect: "reject" as const }));
@@ -442,7 +492,9 @@ describe("hostile bodies on every write route", () => {
 				if (res.status === 201) {
 					const me = await api.get("/api/users/me", { token: res.body.token });
 					if (me.body.name !== res.body.user.name || res.body.user.name !== value.trim())
-						problems.push(`register name / ${label}: sent ${JSON.stringify(value)}, answered ${JSON.stringify(res.body.user.name)}, stored ${JSON.stringify(me.body.name)}`);
+						problems.push(
+							`register name / ${label}: sent ${JSON.stringify(value)}, answered ${JSON.stringify(res.body.user.name)}, stored ${JSON.stringify(me.body.name)}`
+						);
 				}
 			}
 			// Two different passwords must never both open one account.
@@ -475,7 +527,9 @@ describe("hostile bodies on every write route", () => {
 						const stored = await getProduct(api, res.body.id);
 						const expected = field === "name" ? value.trim() : value;
 						if (stored[field as keyof ProductBody] !== expected || res.body[field] !== expected)
-							problems.push(`create ${field} / ${label}: sent ${JSON.stringify(value)}, answered ${JSON.stringify(res.body[field])}, stored ${JSON.stringify(stored[field as keyof ProductBody])}`);
+							problems.push(
+								`create ${field} / ${label}: sent ${JSON.stringify(value)}, answered ${JSON.stringify(res.body[field])}, stored ${JSON.stringify(stored[field as keyof ProductBody])}`
+							);
 					}
 				}
 				for (const field of ["name", "description"]) {
@@ -486,7 +540,9 @@ describe("hostile bodies on every write route", () => {
 					if (res.status === 200) {
 						const expected = field === "name" ? value.trim() : value;
 						if (stored[field as keyof ProductBody] !== expected || res.body[field] !== expected)
-							problems.push(`patch ${field} / ${label}: sent ${JSON.stringify(value)}, answered ${JSON.stringify(res.body[field])}, stored ${JSON.stringify(stored[field as keyof ProductBody])}`);
+							problems.push(
+								`patch ${field} / ${label}: sent ${JSON.stringify(value)}, answered ${JSON.stringify(res.body[field])}, stored ${JSON.stringify(stored[field as keyof ProductBody])}`
+							);
 					} else if (JSON.stringify(stored) !== JSON.stringify(before)) {
 						problems.push(`patch ${field} / ${label}: refused (${res.status}) but the product changed`);
 					}
@@ -501,7 +557,10 @@ describe("hostile bodies on every write route", () => {
 			shop.baseUrl,
 			"POST",
 			"/api/users/register",
-			JSON.stringify({ email: `${unique("extra")}@example.test`, password: "extra-password", name: "Extra", role: "admin", isAdmin: true }).replace(/}$/, ', "__proto__": {"role": "admin"}, "constructor": {"prototype": {"role": "admin"}}}'),
+			JSON.stringify({ email: `${unique("extra")}@example.test`, password: "extra-password", name: "Extra", role: "admin", isAdmin: true }).replace(
+				/}$/,
+				', "__proto__": {"role": "admin"}, "constructor": {"prototype": {"role": "admin"}}}'
+			),
 			{ "content-type": "application/json" }
 		);
 		expectStatus(reg, 201);
@@ -523,7 +582,14 @@ describe("hostile bodies on every write route", () => {
 		expect(after).toMatchObject({ price: 500, stock: 5, sku: target.sku });
 		expect(await getProduct(api, product.id)).toMatchObject({ price: 1234, name: "Target" });
 
-		const restocked = await rawRequest(shop.baseUrl, "POST", `/api/products/${target.id}/restock`, '{"__proto__": {"quantity": 5}}', { "content-type": "application/json" }, admin);
+		const restocked = await rawRequest(
+			shop.baseUrl,
+			"POST",
+			`/api/products/${target.id}/restock`,
+			'{"__proto__": {"quantity": 5}}',
+			{ "content-type": "application/json" },
+			admin
+		);
 		expect(restocked.status).toBeGreaterThanOrEqual(400);
 		expect(restocked.status).toBeLessThan(500);
 		expect((await getProduct(api, target.id)).stock).toBe(5);
@@ -532,7 +598,7 @@ describe("hostile bodies on every write route", () => {
 			shop.baseUrl,
 			"POST",
 			"/api/orders",
-			`{"items": [{"productId": ${JSON.stringify(target.id)}, "quantity": 1, "unitPrice": 1, "__proto__": {"quantity": 5}}], "payment": {"card": "${APPROVED_CARD}", "amount": 1}, "total": 1, "__proto__": {"userId": ${JSON.stringify(other.id)}}}`,
+			`{"items": [{"productId": ${JSON.stringify(target.id)}, "quantity": 1, "unitPrice": 1, "__proto__": {"quantity": 5}}], "payment": {"card": "${APPROVED_TEST_CARD}", "amount": 1}, "total": 1, "__proto__": {"userId": ${JSON.stringify(other.id)}}}`,
 			{ "content-type": "application/json" },
 			customer.token
 		);

@@ -3,10 +3,24 @@
  * at once (approved and declined cards, more than the stock, Idempotency-Key replays, cancels,
  * double cancels) while the admin restocks and changes prices.
  */
-import { APPROVED_CARD, DECLINED_CARD, eventually, registerUser, type ApiAnswer, type ShopProcess } from "../support/shop";
-import { auditBooks } from "../../scripts/books";
-import { seededRandom } from "../../scripts/prng";
-import { startShopWithAdmin, allOrders, createProduct, errorShapeProblems, expectStatus, mapLimit, paymentsOf, placeOrder, unique, type Client, type Line, type ProductBody } from "./helpers";
+import { eventually, registerUser, type ApiAnswer, type ShopProcess } from "../support/shop";
+import { auditBooks } from "../support/books";
+import { seededRandom } from "../support/prng";
+import {
+	startShopWithAdmin,
+	allOrders,
+	createProduct,
+	errorShapeProblems,
+	expectStatus,
+	mapLimit,
+	paymentsOf,
+	placeOrder,
+	unique,
+	type Client,
+	type Line,
+	type ProductBody
+} from "./helpers";
+import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
 /** Deterministic, so a failing run can be replayed with INVARIANTS_SEED. */
 const prng = seededRandom;
@@ -61,7 +75,7 @@ describe("invariants after a mixed load", () => {
 				const lines: Line[] = [];
 				for (let i = 0; i < lineCount; i++) lines.push({ productId: pick(products).id, quantity: 1 + Math.floor(random() * 4) });
 				const roll = random();
-				const card = roll < 0.2 ? DECLINED_CARD : roll < 0.3 ? "5555555555554444" : APPROVED_CARD;
+				const card = roll < 0.2 ? DECLINED_TEST_CARD : roll < 0.3 ? "5555555555554444" : APPROVED_TEST_CARD;
 				const key = random() < 0.3 ? unique("inv-key") : undefined;
 				const cancel = random() < 0.35;
 				return { lines, card, key, cancel, doubleCancel: cancel && random() < 0.3 };
@@ -84,8 +98,9 @@ describe("invariants after a mixed load", () => {
 				}
 				if (![201, 202, 402, 409].includes(first.status)) problems.push(`unexpected create answer ${first.status} ${JSON.stringify(first.body)}`);
 				if (first.status === 409 && first.body.type !== "OUT_OF_STOCK") problems.push(`409 on create is not OUT_OF_STOCK: ${JSON.stringify(first.body)}`);
-				if (first.status === 402 && step.card !== DECLINED_CARD) problems.push(`an approved card was declined: ${JSON.stringify(first.body)}`);
-				if ((first.status === 201 || first.status === 202) && step.card === DECLINED_CARD) problems.push(`the declined card was accepted: ${first.status}`);
+				if (first.status === 402 && step.card !== DECLINED_TEST_CARD) problems.push(`an approved card was declined: ${JSON.stringify(first.body)}`);
+				if ((first.status === 201 || first.status === 202) && step.card === DECLINED_TEST_CARD)
+					problems.push(`the declined card was accepted: ${first.status}`);
 				for (const res of attempts) if (res.status === 201 || res.status === 202) accepted.add(res.body.id);
 
 				if (first.status === 201 && step.cancel) {

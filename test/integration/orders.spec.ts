@@ -1,5 +1,5 @@
 /** Orders and payments, and who may see what: two customers and an admin. */
-import { APPROVED_CARD, client, DECLINED_CARD, registerUser, type ShopProcess } from "../support/shop";
+import { registerUser, type ShopProcess } from "../support/shop";
 import {
 	allOrders,
 	createProduct,
@@ -12,6 +12,7 @@ import {
 	type Client,
 	type ProductBody
 } from "./helpers";
+import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
 const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const ORDER_KEYS = ["cancelReason", "createdAt", "currency", "id", "items", "status", "total", "updatedAt", "userId"];
@@ -48,7 +49,7 @@ describe("orders and payments", () => {
 						{ productId: mug.id, quantity: 2, unitPrice: 1, price: 1, name: "cheap", sku: "FAKE" },
 						{ productId: tee.id, quantity: 3, unitPrice: 0 }
 					],
-					payment: { card: APPROVED_CARD, amount: 1 },
+					payment: { card: APPROVED_TEST_CARD, amount: 1 },
 					total: 1,
 					status: "confirmed",
 					userId: bob.id
@@ -75,8 +76,8 @@ describe("orders and payments", () => {
 			expect(payments[0]).toMatchObject({ orderId: order.id, amount: order.total, currency: "USD", status: "captured", cardLast4: "4242" });
 			expect(payments[0].createdAt).toMatch(ISO_UTC);
 			// Only the last four digits of the card are ever given back.
-			expect(JSON.stringify(payments)).not.toContain(APPROVED_CARD);
-			expect(JSON.stringify(order)).not.toContain(APPROVED_CARD);
+			expect(JSON.stringify(payments)).not.toContain(APPROVED_TEST_CARD);
+			expect(JSON.stringify(order)).not.toContain(APPROVED_TEST_CARD);
 		});
 
 		it("prices come from the inventory at the time of the order: a later price change leaves it alone", async () => {
@@ -102,7 +103,7 @@ describe("orders and payments", () => {
 
 		it("the declined card: 402, order cancelled with payment_declined, nothing captured, stock back", async () => {
 			const before = (await getProduct(api, tee.id)).stock;
-			const res = await placeOrder(api, alice.token, [{ productId: tee.id, quantity: 2 }], DECLINED_CARD);
+			const res = await placeOrder(api, alice.token, [{ productId: tee.id, quantity: 2 }], DECLINED_TEST_CARD);
 			expectError(res, 402, "PAYMENT_DECLINED");
 			expect((await getProduct(api, tee.id)).stock).toBe(before);
 			const latest = (await api.get("/api/orders?pageSize=1", { token: alice.token })).body.rows[0];
@@ -113,7 +114,7 @@ describe("orders and payments", () => {
 		});
 
 		it("anonymous callers may not order", async () => {
-			expectError(await api.post("/api/orders", { items: [{ productId: mug.id, quantity: 1 }], payment: { card: APPROVED_CARD } }), 401, "UNAUTHORIZED");
+			expectError(await api.post("/api/orders", { items: [{ productId: mug.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }), 401, "UNAUTHORIZED");
 		});
 	});
 
@@ -219,7 +220,7 @@ describe("orders and payments", () => {
 
 		it("an order cancelled because of the declined card cannot be cancelled again", async () => {
 			const product = await createProduct(api, admin, { stock: 3 });
-			const res = await placeOrder(api, alice.token, [{ productId: product.id, quantity: 1 }], DECLINED_CARD);
+			const res = await placeOrder(api, alice.token, [{ productId: product.id, quantity: 1 }], DECLINED_TEST_CARD);
 			expectError(res, 402, "PAYMENT_DECLINED");
 			const declined = (await api.get("/api/orders?pageSize=1", { token: alice.token })).body.rows[0];
 			expect(declined.status).toBe("cancelled");

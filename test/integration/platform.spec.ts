@@ -57,7 +57,11 @@ describe("platform", () => {
 		const eleventh = await api.post("/api/users/login", { email: user.email, password: "correct horse battery" });
 		expectError(eleventh, 429, "RATE_LIMIT_EXCEEDED");
 		// X-Forwarded-For is the client's to forge: it does not reset the limit.
-		const forged = await api.post("/api/users/login", { email: user.email, password: "correct horse battery" }, { headers: { "x-forwarded-for": "203.0.113.7" } });
+		const forged = await api.post(
+			"/api/users/login",
+			{ email: user.email, password: "correct horse battery" },
+			{ headers: { "x-forwarded-for": "203.0.113.7" } }
+		);
 		expectError(forged, 429, "RATE_LIMIT_EXCEEDED");
 		// A malformed login is limited too (no free probing).
 		expectError(await api.post("/api/users/login", {}), 429, "RATE_LIMIT_EXCEEDED");

@@ -2,9 +2,10 @@
  * The shop on PostgreSQL (`<SERVICE>_DB=postgres://...`) instead of its embedded SQLite files: the
  * same contract, including concurrent buyers, cancellation, idempotency and the invariants.
  */
-import { auditBooks } from "../../scripts/books";
+import { auditBooks } from "../support/books";
 import { startPostgres, type PostgresServer } from "../support/postgres";
-import { APPROVED_CARD, DECLINED_CARD, client, loginAs, registerUser, startShop, type ShopProcess } from "../support/shop";
+import { client, loginAs, registerUser, startShop, type ShopProcess } from "../support/shop";
+import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
 
 const ADMIN = { email: "admin@pg.test", password: "admin-password-pg" };
 
@@ -49,7 +50,9 @@ describe("the shop on PostgreSQL", () => {
 		expect((await api.post(`/api/products/${product.id}/restock`, { quantity: 5 }, { token: adminToken })).body.stock).toBe(15);
 		const buyers = await Promise.all(Array.from({ length: 20 }, () => registerUser(shop.baseUrl)));
 		const answers = await Promise.all(
-			buyers.map(buyer => api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_CARD } }, { token: buyer.token }))
+			buyers.map(buyer =>
+				api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { token: buyer.token })
+			)
 		);
 		const confirmed = answers.filter(res => res.status === 201);
 		expect(confirmed).toHaveLength(15);
@@ -59,17 +62,23 @@ describe("the shop on PostgreSQL", () => {
 		const owner = buyers[answers.indexOf(confirmed[0])];
 		expect((await api.post(`/api/orders/${cancelled}/cancel`, {}, { token: owner.token })).status).toBe(200);
 		expect((await api.post(`/api/orders/${cancelled}/cancel`, {}, { token: owner.token })).status).toBe(409);
-		expect((await api.get(`/api/payments?orderId=${cancelled}`, { token: owner.token })).body.rows.map((p: { status: string }) => p.status)).toEqual(["refunded"]);
+		expect((await api.get(`/api/payments?orderId=${cancelled}`, { token: owner.token })).body.rows.map((p: { status: string }) => p.status)).toEqual([
+			"refunded"
+		]);
 		expect((await api.get(`/api/products/${product.id}`)).body.stock).toBe(1);
 
-		const declined = await api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: DECLINED_CARD } }, { token: buyers[0].token });
+		const declined = await api.post(
+			"/api/orders",
+			{ items: [{ productId: product.id, quantity: 1 }], payment: { card: DECLINED_TEST_CARD } },
+			{ token: buyers[0].token }
+		);
 		expect(declined.status).toBe(402);
 		expect((await api.get(`/api/products/${product.id}`)).body.stock).toBe(1);
 
 		const headers = { "idempotency-key": "pg-once" };
 		const [first, second] = await Promise.all([
-			api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_CARD } }, { token: owner.token, headers }),
-			api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_CARD } }, { token: owner.token, headers })
+			api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { token: owner.token, headers }),
+			api.post("/api/orders", { items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { token: owner.token, headers })
 		]);
 		expect(first.status).toBe(201);
 		expect(second.status).toBe(201);

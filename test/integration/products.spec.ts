@@ -145,7 +145,16 @@ describe("products", () => {
 			);
 			expectStatus(res, 200);
 			expectProductShape(res.body);
-			expect(res.body).toMatchObject({ id: product.id, sku: product.sku, name: "After", description: "new", price: 250, stock: 7, currency: "USD", createdAt: product.createdAt });
+			expect(res.body).toMatchObject({
+				id: product.id,
+				sku: product.sku,
+				name: "After",
+				description: "new",
+				price: 250,
+				stock: 7,
+				currency: "USD",
+				createdAt: product.createdAt
+			});
 			expect(Date.parse(res.body.updatedAt)).toBeGreaterThan(Date.parse(product.updatedAt));
 			// Read back (and through the list, which is cached): the change is visible at once.
 			expect(await getProduct(api, product.id)).toEqual(res.body);

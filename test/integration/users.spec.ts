@@ -103,7 +103,9 @@ describe("users", () => {
 	it("two registrations of one email at the same time: exactly one wins", async () => {
 		const email = `${unique("race")}@example.test`;
 		const answers = await Promise.all(
-			Array.from({ length: 6 }, (_, i) => api.post("/api/users/register", { email: i % 2 ? email.toUpperCase() : email, password: `password-${i}`, name: `R${i}` }))
+			Array.from({ length: 6 }, (_, i) =>
+				api.post("/api/users/register", { email: i % 2 ? email.toUpperCase() : email, password: `password-${i}`, name: `R${i}` })
+			)
 		);
 		const statuses = answers.map(a => a.status).sort();
 		expect(statuses).toEqual([201, 409, 409, 409, 409, 409]);

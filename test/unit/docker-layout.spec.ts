@@ -22,8 +22,12 @@ describe("docker/", () => {
 	const nodes = Object.entries(compose.services).filter(([name]) => name !== "nats");
 
 	it("the compose file runs exactly the nodes of the local cluster layout", () => {
-		const fromCompose = nodes.map(([, service]) => ({ nodeID: service.environment?.NODEID, services: service.environment?.SERVICES })).sort((a, b) => String(a.nodeID).localeCompare(String(b.nodeID)));
-		const fromLayout = CLUSTER_LAYOUT.map(node => ({ nodeID: node.nodeID, services: node.services.join(",") })).sort((a, b) => a.nodeID.localeCompare(b.nodeID));
+		const fromCompose = nodes
+			.map(([, service]) => ({ nodeID: service.environment?.NODEID, services: service.environment?.SERVICES }))
+			.sort((a, b) => String(a.nodeID).localeCompare(String(b.nodeID)));
+		const fromLayout = CLUSTER_LAYOUT.map(node => ({ nodeID: node.nodeID, services: node.services.join(",") })).sort((a, b) =>
+			a.nodeID.localeCompare(b.nodeID)
+		);
 		expect(fromCompose).toEqual(fromLayout);
 	});
 
@@ -41,5 +45,13 @@ describe("docker/", () => {
 		expect(dockerfile).toMatch(/CMD \["node", "node_modules\/moleculer\/bin\/moleculer-runner\.js", "--config", "dist\/moleculer\.config\.js"\]/);
 		expect(dockerfile).toMatch(/HOST=0\.0\.0\.0/);
 		expect(dockerfile).toMatch(/^FROM node:22/m);
+	});
+
+	it("the image is built from the shop's sources only: no tests, benchmark or scripts", () => {
+		const dockerfile = readFileSync(path.join(root, "docker/Dockerfile"), "utf8");
+		const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap(match => match[1].split(/\s+/));
+		expect(copied.filter(source => /^(test|bench|scripts)\b/.test(source))).toEqual([]);
+		const ignored = readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n");
+		expect(ignored).toEqual(expect.arrayContaining(["test", "bench", "scripts"]));
 	});
 });

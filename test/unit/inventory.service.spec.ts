@@ -292,9 +292,7 @@ describe("inventory service", () => {
 
 		it("under 30 concurrent reserves of 1 unit on a stock of 20, exactly 20 succeed and the stock ends at 0", async () => {
 			const p = await product(20);
-			const results = await Promise.allSettled(
-				Array.from({ length: 30 }, (_, i) => reserve(`order-race-${i}`, [{ productId: p.id, quantity: 1 }]))
-			);
+			const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => reserve(`order-race-${i}`, [{ productId: p.id, quantity: 1 }])));
 			const fulfilled = results.filter(result => result.status === "fulfilled");
 			const rejected = results.filter((result): result is PromiseRejectedResult => result.status === "rejected");
 			expect(fulfilled).toHaveLength(20);

@@ -1,4 +1,5 @@
 import { Errors, ServiceBroker, type Context, type Service, type ServiceSchema } from "moleculer";
+import { APPROVED_TEST_CARD as APPROVED, DECLINED_TEST_CARD as DECLINED } from "../../lib/cards";
 import type { Database } from "../../lib/db/database";
 import type { AuthUser, Order, Page, Payment, Product, ShopMeta, StockLine } from "../../lib/types";
 import InventoryService from "../../services/inventory/inventory.service";
@@ -11,8 +12,6 @@ import { countRows, dbOf, metaOf, sleep, storeOf, tempDir, unitSettings, waitFor
 /** The orders service waits this long for a capture before answering 202. */
 const PAYMENT_TIMEOUT_MS = 300;
 
-const APPROVED = "4242424242424242";
-const DECLINED = "4000000000000002";
 const OTHER_VALID = "5555555555554444";
 
 const alice: AuthUser = { id: "user-alice", email: "alice@shop.test", role: "customer" };

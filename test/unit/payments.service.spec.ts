@@ -1,12 +1,11 @@
 import { ServiceBroker, type Context, type Service, type ServiceSchema } from "moleculer";
+import { APPROVED_TEST_CARD as APPROVED, DECLINED_TEST_CARD as DECLINED } from "../../lib/cards";
 import { notFound } from "../../lib/errors";
 import type { AuthUser, Payment } from "../../lib/types";
 import PaymentsService, { type CaptureParams } from "../../services/payments/payments.service";
 import type { PaymentsStore } from "../../services/payments/payments.store";
 import { dbOf, metaOf, storeOf, unitSettings } from "./helpers";
 
-const APPROVED = "4242424242424242";
-const DECLINED = "4000000000000002";
 /** Other numbers that pass the Luhn check: approved. */
 const MASTERCARD = "5555555555554444";
 const TWELVE_DIGITS = "000000000018";

@@ -189,8 +189,7 @@ describe("users service: the admin account from ADMIN_EMAIL / ADMIN_PASSWORD", (
 		await broker.start();
 		return broker;
 	}
-	const login = (broker: ServiceBroker, email: string, password: string) =>
-		broker.call<AuthResult, LoginParams>("users.login", { email, password });
+	const login = (broker: ServiceBroker, email: string, password: string) => broker.call<AuthResult, LoginParams>("users.login", { email, password });
 
 	it("creates the admin at the first start, then resets its password (and role) at the next", async () => {
 		const first = await startWith({ email: " Root@Shop.test ", password: "first-admin-password" });

@@ -6,13 +6,17 @@
  *  2. every confirmed order has exactly one captured payment of its total, and no cancelled order
  *     keeps a captured payment.
  */
-import { client } from "./shop-process";
+import { client } from "./shop";
 
 export interface AuditedOrder {
 	id: string;
+	userId: string;
 	status: "pending" | "confirmed" | "cancelled";
 	total: number;
-	items: Array<{ productId: string; quantity: number }>;
+	cancelReason: string | null;
+	items: Array<{ productId: string; quantity: number; unitPrice: number }>;
+	createdAt: string;
+	updatedAt: string;
 }
 
 export interface Books {
@@ -34,13 +38,21 @@ export interface AuditOptions {
 	settleWithinMs?: number;
 }
 
-async function allOrders(api: ReturnType<typeof client>, token: string): Promise<AuditedOrder[]> {
+/**
+ * Every order the token may see, all pages of 100. Throws when a page does not answer 200, or when
+ * the pages add up to another count than the listing's `total` (orders created while it paged).
+ */
+export async function allOrders(api: ReturnType<typeof client>, token: string): Promise<AuditedOrder[]> {
 	const orders: AuditedOrder[] = [];
 	for (let page = 1; ; page++) {
 		const res = await api.get(`/api/orders?page=${page}&pageSize=100`, { token });
-		if (res.status !== 200) throw new Error(`GET /api/orders answered ${res.status}: ${JSON.stringify(res.body)}`);
+		if (res.status !== 200) throw new Error(`GET /api/orders?page=${page} answered ${res.status}: ${JSON.stringify(res.body)}`);
 		orders.push(...res.body.rows);
-		if (page >= res.body.totalPages) return orders;
+		if (page >= res.body.totalPages) {
+			if (orders.length !== res.body.total)
+				throw new Error(`GET /api/orders listed ${orders.length} orders on ${page} page(s) for a total of ${res.body.total}`);
+			return orders;
+		}
 	}
 }
 
@@ -96,7 +108,9 @@ export async function auditBooks(options: AuditOptions): Promise<Books> {
 				const res = await api.get(`/api/payments?orderId=${order.id}`, { token });
 				const captured = (res.body.rows as Array<{ status: string; amount: number }>).filter(payment => payment.status === "captured");
 				if (order.status === "confirmed" && (captured.length !== 1 || captured[0].amount !== order.total)) {
-					problems.push(`order ${order.id}: confirmed with ${captured.length} captured payment(s) (${captured.map(p => p.amount).join(", ")} for a total of ${order.total})`);
+					problems.push(
+						`order ${order.id}: confirmed with ${captured.length} captured payment(s) (${captured.map(p => p.amount).join(", ")} for a total of ${order.total})`
+					);
 				}
 				if (order.status === "cancelled" && captured.length > 0) problems.push(`order ${order.id}: cancelled but a payment is still captured`);
 			})
