@@ -27,8 +27,7 @@ const config = configOrExit();
 process.env.SERVICEDIR ||= SERVICES_DIR;
 process.env.SERVICES ||= config.services.join(",");
 
-const isServerError = (err: Errors.MoleculerError | Error | undefined) =>
-	err != null && "code" in err && typeof err.code === "number" && err.code >= 500;
+const isServerError = (err: Errors.MoleculerError | Error | undefined) => err != null && "code" in err && typeof err.code === "number" && err.code >= 500;
 
 const brokerConfig: BrokerOptions = {
 	namespace: "shop",
@@ -40,9 +39,7 @@ const brokerConfig: BrokerOptions = {
 	},
 	logLevel: config.logLevel,
 
-	transporter: config.transporterUrl
-		? { type: "NATS", options: { url: config.transporterUrl, maxReconnectAttempts: -1 } }
-		: null,
+	transporter: config.transporterUrl ? { type: "NATS", options: { url: config.transporterUrl, maxReconnectAttempts: -1 } } : null,
 	serializer: "JSON",
 
 	// A call that gets no answer in 5 s fails; the order flow uses its own, shorter timeout for payments.
@@ -88,10 +85,7 @@ const brokerConfig: BrokerOptions = {
 
 	metrics: {
 		enabled: config.metricsPort > 0,
-		reporter:
-			config.metricsPort > 0
-				? [{ type: "Prometheus", options: { host: config.host, port: config.metricsPort, path: "/metrics" } }]
-				: []
+		reporter: config.metricsPort > 0 ? [{ type: "Prometheus", options: { host: config.host, port: config.metricsPort, path: "/metrics" } }] : []
 	},
 
 	tracing: { enabled: false }

@@ -85,13 +85,14 @@ function parsePositiveInt(env: Env, key: string, fallback: number): number {
 
 function parseServices(raw: string | undefined): ServiceName[] {
 	if (raw == null || raw.trim() === "" || raw.trim() === "*") return [...SERVICE_NAMES];
-	const names = raw.split(",").map(name => name.trim()).filter(Boolean);
+	const names = raw
+		.split(",")
+		.map(name => name.trim())
+		.filter(Boolean);
 	if (names.length === 0) throw new ConfigError(`SERVICES names no service: "${raw}" (known: ${SERVICE_NAMES.join(", ")})`);
 	const unknown = names.filter(name => !SERVICE_NAMES.includes(name));
 	if (unknown.length > 0) {
-		throw new ConfigError(
-			`SERVICES has unknown service name(s): ${unknown.join(", ")} (known: ${SERVICE_NAMES.join(", ")})`
-		);
+		throw new ConfigError(`SERVICES has unknown service name(s): ${unknown.join(", ")} (known: ${SERVICE_NAMES.join(", ")})`);
 	}
 	return [...new Set(names)];
 }

@@ -29,25 +29,18 @@ export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 
 type Data = Record<string, unknown> | unknown[] | null;
 
-export const notFound = (what: string, data: Data = null) =>
-	new MoleculerClientError(`${what} not found`, 404, ErrorType.NOT_FOUND, data);
-export const alreadyExists = (message: string, data: Data = null) =>
-	new MoleculerClientError(message, 409, ErrorType.ALREADY_EXISTS, data);
-export const invalidState = (message: string, data: Data = null) =>
-	new MoleculerClientError(message, 409, ErrorType.INVALID_STATE, data);
+export const notFound = (what: string, data: Data = null) => new MoleculerClientError(`${what} not found`, 404, ErrorType.NOT_FOUND, data);
+export const alreadyExists = (message: string, data: Data = null) => new MoleculerClientError(message, 409, ErrorType.ALREADY_EXISTS, data);
+export const invalidState = (message: string, data: Data = null) => new MoleculerClientError(message, 409, ErrorType.INVALID_STATE, data);
 /** The products an order is short of (empty when an Idempotency-Key replays the answer: it is not stored). */
 export interface ShortageData {
 	products: Array<{ productId: string; requested: number; available: number }>;
 	orderId?: string;
 }
-export const outOfStock = (data: ShortageData) =>
-	new MoleculerClientError("Not enough stock for some products", 409, ErrorType.OUT_OF_STOCK, data);
-export const paymentDeclined = (data: Data = null) =>
-	new MoleculerClientError("The card was declined", 402, ErrorType.PAYMENT_DECLINED, data);
-export const unauthorized = (message = "Authentication required") =>
-	new MoleculerClientError(message, 401, ErrorType.UNAUTHORIZED, null);
-export const forbidden = (message = "Not allowed for this account") =>
-	new MoleculerClientError(message, 403, ErrorType.FORBIDDEN, null);
+export const outOfStock = (data: ShortageData) => new MoleculerClientError("Not enough stock for some products", 409, ErrorType.OUT_OF_STOCK, data);
+export const paymentDeclined = (data: Data = null) => new MoleculerClientError("The card was declined", 402, ErrorType.PAYMENT_DECLINED, data);
+export const unauthorized = (message = "Authentication required") => new MoleculerClientError(message, 401, ErrorType.UNAUTHORIZED, null);
+export const forbidden = (message = "Not allowed for this account") => new MoleculerClientError(message, 403, ErrorType.FORBIDDEN, null);
 /** A params error found by a rule the schema cannot express (same shape as the validator's). */
 export const validationError = (field: string, message: string, type = "invalid") =>
 	new ValidationError("Parameters validation error!", ErrorType.VALIDATION_ERROR, [{ field, type, message }]);
@@ -130,7 +123,13 @@ export function toErrorBody(err: unknown, action?: string): ErrorBody {
 
 	// A compressed body that does not inflate: zlib's error code (Z_DATA_ERROR, ...) reaches us as moleculer-web's error code.
 	if (typeof e.code === "string" && /^Z_[A-Z_]+$/.test(e.code)) {
-		return { name: "InvalidRequestBodyError", message: "The request body could not be decompressed", code: 400, type: ErrorType.INVALID_REQUEST_BODY, data: null };
+		return {
+			name: "InvalidRequestBodyError",
+			message: "The request body could not be decompressed",
+			code: 400,
+			type: ErrorType.INVALID_REQUEST_BODY,
+			data: null
+		};
 	}
 
 	if (UNAVAILABLE_ERRORS.has(name) || (err instanceof MoleculerError && err.code === 503)) {

@@ -111,9 +111,8 @@ export class SqliteDatabase implements Database {
 			while (this.draining || this.queue.length > 0) await new Promise(resolve => setTimeout(resolve, 10));
 			// SQLite refuses to close a connection with statements still prepared on it.
 			const statements = await Promise.allSettled(this.statements.values());
-			await Promise.all(
-				statements.map(prepared => (prepared.status === "fulfilled" ? new Promise<void>(resolve => prepared.value.finalize(() => resolve())) : undefined))
-			);
+			const compiled = statements.flatMap(prepared => (prepared.status === "fulfilled" ? [prepared.value] : []));
+			await Promise.all(compiled.map(statement => new Promise<void>(resolve => statement.finalize(() => resolve()))));
 			this.statements.clear();
 			await new Promise<void>((resolve, reject) => this.connection.close(err => (err ? reject(err) : resolve())));
 		})();

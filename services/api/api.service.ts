@@ -166,9 +166,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		ready: {
 			handler(ctx: Context<unknown, ShopMeta>): ReadyAnswer {
 				const available = new Set(
-					this.broker.registry
-						.getServiceList({ onlyAvailable: true, skipInternal: true })
-						.map((service: { name: string }) => service.name)
+					this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true }).map((service: { name: string }) => service.name)
 				);
 				const services = Object.fromEntries(BACKEND_SERVICES.map(name => [name, available.has(name)])) as ReadyAnswer["services"];
 				const ready = Object.values(services).every(Boolean);

@@ -256,7 +256,8 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 		/** Cleans this node's cache at once (read-your-writes) and tells the other nodes. */
 		productsChanged(ids: string[]) {
 			this.cleanCache();
-			this.broker.broadcast("product.updated", { ids: [...new Set(ids)] });
+			// Fire and forget: a node that misses it still drops the entry at the cache's TTL.
+			void this.broker.broadcast("product.updated", { ids: [...new Set(ids)] });
 		},
 
 		cleanCache() {

@@ -68,7 +68,8 @@ class ShortageFound extends Error {
 const now = () => new Date().toISOString();
 
 /** Adds a product unless its id or sku is taken (then it changes nothing). */
-const INSERT_PRODUCT = "INSERT INTO products (id, sku, name, description, price, stock, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING";
+const INSERT_PRODUCT =
+	"INSERT INTO products (id, sku, name, description, price, stock, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING";
 const productValues = (p: NewProduct, at: string) => [p.id, p.sku, p.name, p.description, p.price, p.stock, at];
 
 export class InventoryStore {
@@ -148,7 +149,11 @@ export class InventoryStore {
 					}
 				}
 				if (shortage.length > 0) throw new ShortageFound(shortage);
-				await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3)", [orderId, JSON.stringify(lines), at]);
+				await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3)", [
+					orderId,
+					JSON.stringify(lines),
+					at
+				]);
 				return { status: "held" as const };
 			});
 		} catch (err) {
@@ -180,10 +185,10 @@ export class InventoryStore {
 				[at, orderId]
 			);
 			if (!hold) {
-				await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'released', '[]', $2, $2) ON CONFLICT (order_id) DO NOTHING", [
-					orderId,
-					at
-				]);
+				await sql.run(
+					"INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'released', '[]', $2, $2) ON CONFLICT (order_id) DO NOTHING",
+					[orderId, at]
+				);
 				return [];
 			}
 			const lines = JSON.parse(hold.lines) as StockLine[];

@@ -78,7 +78,11 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 		async resolveWithoutCard(ctx: Context, order: StoredOrder): Promise<Outcome> {
 			let payment: Payment | null;
 			try {
-				payment = await ctx.call<Payment | null, OrderRefParams>("payments.resolve", { orderId: order.id }, { timeout: this.settings.stepTimeoutMs, retries: 0 });
+				payment = await ctx.call<Payment | null, OrderRefParams>(
+					"payments.resolve",
+					{ orderId: order.id },
+					{ timeout: this.settings.stepTimeoutMs, retries: 0 }
+				);
 			} catch (err) {
 				this.logger.warn(`Order ${order.id}: payments unreachable to settle it (${nameOf(err)}); will retry`);
 				return { order };
@@ -115,7 +119,8 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 			}
 			const finished: StoredOrder = { ...order, status, cancelReason: reason, updatedAt, firstResponse: order.firstResponse ?? firstResponse };
 			this.logger.info(`Order ${order.id} ${status}${reason ? ` (${reason})` : ""}`);
-			this.broker.emit(`order.${status}`, { order: toPublicOrder(finished) });
+			// Announced after it is written; nobody waits for the listeners.
+			void this.broker.emit(`order.${status}`, { order: toPublicOrder(finished) });
 			return finished;
 		},
 

@@ -140,7 +140,10 @@ export class OrdersStore {
 	 * Writes an order's final status, if the order may still move there (the first writer wins):
 	 * false when it was settled otherwise meanwhile. `firstResponse` is kept unless one is recorded.
 	 */
-	async finish(orderId: string, change: { status: "confirmed" | "cancelled"; cancelReason: CancelReason | null; firstResponse: number | null; updatedAt: string }): Promise<boolean> {
+	async finish(
+		orderId: string,
+		change: { status: "confirmed" | "cancelled"; cancelReason: CancelReason | null; firstResponse: number | null; updatedAt: string }
+	): Promise<boolean> {
 		const from = finishableFrom(change.status);
 		const fromList = from.map((_, i) => `$${i + 5}`).join(", ");
 		// Confirming never overrides a cancellation that was claimed meanwhile.

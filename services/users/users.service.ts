@@ -56,7 +56,6 @@ interface UsersMethods {
 	upsertAdmin(email: string, password: string): Promise<void>;
 }
 
-
 const config = shopConfig();
 
 const UsersService: ServiceSchema<UsersSettings, UsersMethods, DbVars<UsersStore>> = {

@@ -45,10 +45,14 @@ export class UsersStore {
 	async insert(user: Omit<StoredUser, "createdAt">): Promise<StoredUser | undefined> {
 		const now = new Date().toISOString();
 		const added = await this.db.write(sql =>
-			sql.run(
-				"INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING",
-				[user.id, user.email, user.name, user.role, user.passwordHash, now]
-			)
+			sql.run("INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING", [
+				user.id,
+				user.email,
+				user.name,
+				user.role,
+				user.passwordHash,
+				now
+			])
 		);
 		return added === 1 ? { ...user, createdAt: now } : undefined;
 	}

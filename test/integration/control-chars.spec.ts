@@ -63,7 +63,10 @@ function variants(inside: (ch: string) => string): Variant[] {
 }
 
 /** `ab` with the character between its halves. */
-const middle = (text: string, at = Math.floor(text.length / 2)) => (ch: string) => text.slice(0, at) + ch + text.slice(at);
+const middle =
+	(text: string, at = Math.floor(text.length / 2)) =>
+	(ch: string) =>
+		text.slice(0, at) + ch + text.slice(at);
 
 const show = (value: unknown) => JSON.stringify(value);
 
@@ -101,7 +104,13 @@ describe("control characters in every string a client sends", () => {
 	}
 
 	/** One request; a 5xx answer comes back with the server's log lines about it. */
-	async function call(method: string, urlPath: string, body?: unknown, token?: string, headers: Record<string, string> = {}): Promise<{ res: ApiAnswer; log: string }> {
+	async function call(
+		method: string,
+		urlPath: string,
+		body?: unknown,
+		token?: string,
+		headers: Record<string, string> = {}
+	): Promise<{ res: ApiAnswer; log: string }> {
 		const mark = shop.output().length;
 		const res = await api.request(method, urlPath, { body, token, headers });
 		let log = "";
@@ -135,7 +144,13 @@ describe("control characters in every string a client sends", () => {
 	beforeAll(async () => {
 		({ shop, api, admin } = await startShopWithAdmin({ LOGIN_RATE_LIMIT: "100000", LOG_LEVEL: "warn", CI: "1" }));
 		customer = await registerUser(shop.baseUrl, "ctl");
-		bystander = (await api.post("/api/products", { sku: unique("CTL-BYSTANDER"), name: "Bystander", description: "Do not touch", price: 1234, stock: 50 }, { token: admin })).body;
+		bystander = (
+			await api.post(
+				"/api/products",
+				{ sku: unique("CTL-BYSTANDER"), name: "Bystander", description: "Do not touch", price: 1234, stock: 50 },
+				{ token: admin }
+			)
+		).body;
 		stockItem = (await api.post("/api/products", { sku: unique("CTL-STOCK"), name: "Stock", price: 100, stock: 1000 }, { token: admin })).body;
 		const order = await placeOrder(api, customer.token, [{ productId: bystander.id, quantity: 2 }]);
 		expectStatus(order, 201);
@@ -232,7 +247,9 @@ describe("control characters in every string a client sends", () => {
 			const answer = await call("PATCH", `/api/products/${encodeURIComponent(value)}`, { name: "Not the bystander" }, admin);
 			problems.push(...judge(`PATCH /api/products/:id id ${label}`, answer, [404, 422]));
 		}
-		const scratch = (await api.post("/api/products", { sku: unique("CTL-SCRATCH"), name: "Scratch", description: "scratch", price: 100, stock: 1 }, { token: admin })).body as ProductBody;
+		const scratch = (
+			await api.post("/api/products", { sku: unique("CTL-SCRATCH"), name: "Scratch", description: "scratch", price: 100, stock: 1 }, { token: admin })
+		).body as ProductBody;
 		const fields: Array<[string, (ch: string) => string]> = [
 			["name", middle("Patched name")],
 			["description", middle("Patched description")]
@@ -309,7 +326,8 @@ describe("control characters in every string a client sends", () => {
 			// The same key again answers the same order: the key was kept exactly.
 			const again = await call("POST", "/api/orders", valid(), customer.token, { "idempotency-key": value });
 			problems.push(...judge(`${where} (replayed)`, again, [201]));
-			if (again.res.body?.id !== first.res.body.id) problems.push(`replay with the same key made another order — ${where}: ${first.res.body.id} then ${show(again.res.body?.id)}`);
+			if (again.res.body?.id !== first.res.body.id)
+				problems.push(`replay with the same key made another order — ${where}: ${first.res.body.id} then ${show(again.res.body?.id)}`);
 		}
 		expect(problems).toEqual([]);
 		expect((await getProduct(api, stockItem.id)).stock).toBe(stockBefore - accepted);

@@ -201,7 +201,11 @@ describe("SqliteDatabase", () => {
 		await createTable(db);
 		const begins = jest.fn();
 		const exec = sqlite3.Database.prototype.exec;
-		jest.spyOn(sqlite3.Database.prototype, "exec").mockImplementation(function (this: sqlite3.Database, statement: string, callback?: (err: Error | null) => void) {
+		jest.spyOn(sqlite3.Database.prototype, "exec").mockImplementation(function (
+			this: sqlite3.Database,
+			statement: string,
+			callback?: (err: Error | null) => void
+		) {
 			if (/^BEGIN/.test(statement)) begins();
 			return exec.call(this, statement, callback);
 		});
@@ -281,12 +285,14 @@ describe("SqliteDatabase", () => {
 		await createTable(db);
 		await db.write(sql => sql.run("INSERT INTO things (k, u) VALUES ($1, $2)", ["a", "unique-value"]));
 		const failureOf = (params: SqlValue[], statement = "INSERT INTO things (k, u) VALUES ($1, $2)") =>
-			db.write(sql => sql.run(statement, params)).then(
-				() => {
-					throw new Error("the statement succeeded");
-				},
-				(err: unknown) => err
-			);
+			db
+				.write(sql => sql.run(statement, params))
+				.then(
+					() => {
+						throw new Error("the statement succeeded");
+					},
+					(err: unknown) => err
+				);
 
 		const primaryKey = await failureOf(["a", "other"]);
 		const uniqueColumn = await failureOf(["b", "unique-value"]);
@@ -348,7 +354,12 @@ describe("InventoryStore.reserve", () => {
 		});
 
 		// The same order, once it fits, takes every line; a second call takes nothing more.
-		await expect(store.reserve("order-short", [{ productId: "p-a", quantity: 10 }, { productId: "p-b", quantity: 1 }])).resolves.toEqual({ status: "held" });
+		await expect(
+			store.reserve("order-short", [
+				{ productId: "p-a", quantity: 10 },
+				{ productId: "p-b", quantity: 1 }
+			])
+		).resolves.toEqual({ status: "held" });
 		await expect(store.reserve("order-short", [{ productId: "p-a", quantity: 10 }])).resolves.toEqual({ status: "held" });
 		expect(await stocks()).toEqual([
 			["p-a", 0],

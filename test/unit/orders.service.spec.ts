@@ -199,10 +199,7 @@ describe("orders service", () => {
 		it("confirms an order with 201: stock taken, payment captured, prices from the catalogue", async () => {
 			const mug = await product(10, 1250);
 			const tee = await product(5, 2199);
-			const answer = await client.create([
-				{ productId: mug.id, quantity: 2, unitPrice: 1 } as StockLine,
-				{ productId: tee.id, quantity: 1 }
-			]);
+			const answer = await client.create([{ productId: mug.id, quantity: 2, unitPrice: 1 } as StockLine, { productId: tee.id, quantity: 1 }]);
 
 			expect(answer.error).toBeUndefined();
 			expect(answer.status).toBe(201);
@@ -253,7 +250,11 @@ describe("orders service", () => {
 		it("answers with the order's Location", async () => {
 			const p = await product(3);
 			const meta: ShopMeta = metaOf(alice);
-			const order = await shop.broker.call<Order, object>("orders.create", { items: [{ productId: p.id, quantity: 1 }], payment: { card: APPROVED } }, { meta });
+			const order = await shop.broker.call<Order, object>(
+				"orders.create",
+				{ items: [{ productId: p.id, quantity: 1 }], payment: { card: APPROVED } },
+				{ meta }
+			);
 			// Relative to the service's base; the gateway adds /api.
 			expect(meta.$location).toBe(`/orders/${order.id}`);
 		});
@@ -646,9 +647,10 @@ describe("orders service", () => {
 			await expect(client.get(orderId)).resolves.toMatchObject({ cancelReason: "payment_failed" });
 			expect(await client.stockOf(p.id)).toBe(5);
 			// And it can no longer be charged.
-			await expect(
-				shop.broker.call("payments.capture", { orderId, userId: alice.id, amount: 800, card: APPROVED })
-			).rejects.toMatchObject({ code: 409, type: "INVALID_STATE" });
+			await expect(shop.broker.call("payments.capture", { orderId, userId: alice.id, amount: 800, card: APPROVED })).rejects.toMatchObject({
+				code: 409,
+				type: "INVALID_STATE"
+			});
 		});
 
 		it("leaves a recently touched pending order of another live-looking node alone", async () => {
@@ -675,14 +677,14 @@ describe("orders service", () => {
 	});
 
 	describe("afterwards", () => {
-	it("keeps the contract's invariants over everything above", async () => {
-		await waitFor(
-			async () => (await countRows(shop.db("orders"), "SELECT COUNT(*) AS count FROM orders WHERE status = $1", ["pending"])) === 0,
-			8000,
-			"no pending orders"
-		);
-		await checkInvariants(shop, client, initialStock);
-	});
+		it("keeps the contract's invariants over everything above", async () => {
+			await waitFor(
+				async () => (await countRows(shop.db("orders"), "SELECT COUNT(*) AS count FROM orders WHERE status = $1", ["pending"])) === 0,
+				8000,
+				"no pending orders"
+			);
+			await checkInvariants(shop, client, initialStock);
+		});
 	});
 });
 
@@ -742,9 +744,9 @@ describe("orders service: crash recovery on the same database files", () => {
 			expect(await secondClient.holdStatus(unpaidId)).toBe("released");
 			expect((await secondClient.payments(paidId)).map(payment => payment.status)).toEqual(["captured"]);
 			expect(await secondClient.payments(unpaidId)).toEqual([]);
-			await expect(
-				second.broker.call("payments.capture", { orderId: unpaidId, userId: alice.id, amount: 2700, card: APPROVED })
-			).rejects.toMatchObject({ type: "INVALID_STATE" });
+			await expect(second.broker.call("payments.capture", { orderId: unpaidId, userId: alice.id, amount: 2700, card: APPROVED })).rejects.toMatchObject({
+				type: "INVALID_STATE"
+			});
 			expect(second.events.filter(e => e.event === "order.confirmed").map(e => e.order.id)).toEqual([paidId]);
 		} finally {
 			await second.broker.stop();

@@ -7,17 +7,7 @@ import { APPROVED_TEST_CARD, DECLINED_TEST_CARD, decideCharge, isValidCardNumber
 import { ConfigError, loadConfig, SERVICE_NAMES, SERVICES_DIR } from "../../lib/config";
 import { answerStatus, finishableFrom, isSettled, mergeLines, orderTotal, priceLines, toPublicOrder } from "../../lib/order-rules";
 import type { Product } from "../../lib/types";
-import {
-	alreadyExists,
-	forbidden,
-	invalidState,
-	notFound,
-	outOfStock,
-	paymentDeclined,
-	toErrorBody,
-	unauthorized,
-	validationError
-} from "../../lib/errors";
+import { alreadyExists, forbidden, invalidState, notFound, outOfStock, paymentDeclined, toErrorBody, unauthorized, validationError } from "../../lib/errors";
 import { restAliases } from "../../lib/rest-aliases";
 import InventoryService from "../../services/inventory/inventory.service";
 import OrdersService from "../../services/orders/orders.service";
@@ -29,18 +19,12 @@ const WebErrors = ApiGateway.Errors;
 // --- cards ----------------------------------------------------------------------------------------
 
 describe("cards", () => {
-	it.each([
-		APPROVED_TEST_CARD,
-		DECLINED_TEST_CARD,
-		"5555555555554444",
-		"378282246310005",
-		"6011111111111117",
-		"000000000018",
-		"4000000000000000006",
-		"0"
-	])("passesLuhn(%s) is true", card => {
-		expect(passesLuhn(card)).toBe(true);
-	});
+	it.each([APPROVED_TEST_CARD, DECLINED_TEST_CARD, "5555555555554444", "378282246310005", "6011111111111117", "000000000018", "4000000000000000006", "0"])(
+		"passesLuhn(%s) is true",
+		card => {
+			expect(passesLuhn(card)).toBe(true);
+		}
+	);
 
 	it.each(["4242424242424241", "4242424242424243", "5555555555554443", "1", "000000000019"])("passesLuhn(%s) is false", card => {
 		expect(passesLuhn(card)).toBe(false);
@@ -555,7 +539,16 @@ describe("restAliases", () => {
 			].sort()
 		);
 		const actions = table.map(alias => alias.action);
-		for (const internal of ["users.resolveToken", "inventory.reserve", "inventory.release", "inventory.commit", "inventory.getMany", "payments.capture", "payments.refund", "payments.resolve"]) {
+		for (const internal of [
+			"users.resolveToken",
+			"inventory.reserve",
+			"inventory.release",
+			"inventory.commit",
+			"inventory.getMany",
+			"payments.capture",
+			"payments.refund",
+			"payments.resolve"
+		]) {
 			expect(actions).not.toContain(internal);
 		}
 	});
