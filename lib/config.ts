@@ -19,7 +19,6 @@ export const SERVICE_NAMES: readonly string[] = readdirSync(SERVICES_DIR, { with
 	.filter(entry => entry.isDirectory() && [".js", ".ts"].some(ext => existsSync(path.join(SERVICES_DIR, entry.name, `${entry.name}.service${ext}`))))
 	.map(entry => entry.name)
 	.sort();
-export type ServiceName = string;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -30,7 +29,7 @@ export interface ShopConfig {
 	host: string;
 	dataDir: string;
 	transporterUrl: string | null;
-	services: ServiceName[];
+	services: string[];
 	nodeID: string | null;
 	jwtSecret: string;
 	/** True when no JWT_SECRET was given and a random one was made for this process. */
@@ -83,7 +82,7 @@ function parsePositiveInt(env: Env, key: string, fallback: number): number {
 	return value;
 }
 
-function parseServices(raw: string | undefined): ServiceName[] {
+function parseServices(raw: string | undefined): string[] {
 	if (raw == null || raw.trim() === "" || raw.trim() === "*") return [...SERVICE_NAMES];
 	const names = raw
 		.split(",")

@@ -3,11 +3,11 @@
  * of inventory and payments (shared DATA_DIR: same SQLite files, WAL, atomic conditional updates).
  * docker/docker-compose.yml describes the same layout with one container per node.
  */
-import type { ServiceName } from "../lib/config";
 
 export interface ClusterNode {
 	nodeID: string;
-	services: ServiceName[];
+	/** Folder names of services/ (checked against SERVICE_NAMES by a unit test). */
+	services: string[];
 }
 
 export const CLUSTER_LAYOUT: ClusterNode[] = [

@@ -49,13 +49,6 @@ export interface Database extends Sql {
 	close(): Promise<void>;
 }
 
-/** A unique index or primary key refused a row (both dialects). */
-export function isUniqueViolation(err: unknown): boolean {
-	const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-	if (code === "23505") return true; // PostgreSQL's unique_violation
-	return code === "SQLITE_CONSTRAINT" && typeof message === "string" && /UNIQUE|PRIMARY KEY/.test(message);
-}
-
 /** Opens the database a URL names (`sqlite:<file>`, `sqlite::memory:`, `postgres://...`). */
 export async function openDatabase(url: string, logger: Logger): Promise<Database> {
 	if (url.startsWith("sqlite:")) return SqliteDatabase.open(url.slice("sqlite:".length) || ":memory:", logger);

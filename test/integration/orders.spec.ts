@@ -58,6 +58,8 @@ describe("orders and payments", () => {
 			);
 			expectStatus(res, 201);
 			const order = res.body;
+			// Services name it under their own base path; the gateway puts it under /api.
+			expect(res.headers.get("location")).toBe(`/api/orders/${order.id}`);
 			expect(Object.keys(order).sort()).toEqual(ORDER_KEYS);
 			expect(order).toMatchObject({ userId: alice.id, status: "confirmed", currency: "USD", cancelReason: null });
 			expect(order.createdAt).toMatch(ISO_UTC);

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { load } from "js-yaml";
+import { SERVICE_NAMES } from "../../lib/config";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
 import packageJson from "../../package.json";
 
@@ -29,6 +30,10 @@ describe("docker/", () => {
 			a.nodeID.localeCompare(b.nodeID)
 		);
 		expect(fromCompose).toEqual(fromLayout);
+	});
+
+	it("the layout runs every service of services/ and nothing else", () => {
+		expect([...new Set(CLUSTER_LAYOUT.flatMap(node => node.services))].sort()).toEqual([...SERVICE_NAMES]);
 	});
 
 	it("joins every node to NATS and publishes only the gateway", () => {
