@@ -29,6 +29,27 @@ import type { Logger } from "moleculer";
 import sqlite3 from "sqlite3";
 import type { Database, Sql, SqlValue } from "./database";
 
+/**
+ * `PRAGMA synchronous`: FULL (the default) syncs the WAL at every commit, so a commit a caller was
+ * told about survives a power cut; NORMAL syncs only at checkpoints and may lose the last commits.
+ */
+export type Synchronous = "full" | "normal";
+const SYNCHRONOUS: readonly Synchronous[] = ["full", "normal"];
+
+/** What follows `sqlite:` in a database URL: `<file>` or `:memory:`, optionally `?synchronous=full|normal`. */
+export function parseSqliteTarget(target: string): { file: string; synchronous: Synchronous } {
+	const question = target.indexOf("?");
+	const file = (question >= 0 ? target.slice(0, question) : target) || ":memory:";
+	const options = new URLSearchParams(question >= 0 ? target.slice(question + 1) : "");
+	let synchronous: Synchronous = "full";
+	for (const [key, value] of options) {
+		const known = SYNCHRONOUS.find(level => level === value.toLowerCase());
+		if (key !== "synchronous" || !known) throw new Error(`Unknown SQLite URL option "${key}=${value}": only synchronous=full or synchronous=normal`);
+		synchronous = known;
+	}
+	return { file, synchronous };
+}
+
 /** How many queued write jobs share one commit at most. */
 const MAX_BATCH = 64;
 const BUSY_TIMEOUT_MS = 10_000;
@@ -75,7 +96,7 @@ export class SqliteDatabase implements Database {
 		private readonly logger: Logger
 	) {}
 
-	static async open(file: string, logger: Logger): Promise<SqliteDatabase> {
+	static async open(file: string, logger: Logger, synchronous: Synchronous = "full"): Promise<SqliteDatabase> {
 		if (file !== ":memory:") mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
 		const connection = await new Promise<sqlite3.Database>((resolve, reject) => {
 			const db: sqlite3.Database = new sqlite3.Database(file, err => (err ? reject(err) : resolve(db)));
@@ -84,7 +105,7 @@ export class SqliteDatabase implements Database {
 		// busy_timeout first: journal_mode=WAL itself needs a lock when another node holds the file.
 		connection.configure("busyTimeout", BUSY_TIMEOUT_MS);
 		await db.withBusyRetry(() => db.exec("PRAGMA journal_mode = WAL"));
-		await db.exec("PRAGMA synchronous = NORMAL");
+		await db.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
 		await db.exec("PRAGMA foreign_keys = ON");
 		return db;
 	}

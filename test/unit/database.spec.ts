@@ -4,17 +4,21 @@
  * violations; and the one method of each store whose rules are the subtlest.
  */
 import path from "node:path";
-import type { Logger } from "moleculer";
+import { ServiceBroker, type Logger, type Service, type ServiceSchema } from "moleculer";
 import sqlite3 from "sqlite3";
 import { openDatabase, type Database } from "../../lib/db/database";
 import { migrate, type Migration } from "../../lib/db/migrations";
 import { migrations as inventoryMigrations } from "../../services/inventory/inventory.migrations";
+import InventoryService from "../../services/inventory/inventory.service";
 import { InventoryStore } from "../../services/inventory/inventory.store";
 import { migrations as ordersMigrations } from "../../services/orders/orders.migrations";
+import OrdersService from "../../services/orders/orders.service";
 import { OrdersStore, type StoredOrder } from "../../services/orders/orders.store";
 import { migrations as paymentsMigrations } from "../../services/payments/payments.migrations";
+import PaymentsService from "../../services/payments/payments.service";
 import { PaymentsStore } from "../../services/payments/payments.store";
-import { sleep, tempDir } from "./helpers";
+import UsersService from "../../services/users/users.service";
+import { dbOf, sleep, tempDir, unitSettings } from "./helpers";
 
 const logger = { trace: jest.fn(), debug: jest.fn(), info: jest.fn(), warn: jest.fn(), error: jest.fn(), fatal: jest.fn() } as unknown as Logger;
 
@@ -437,6 +441,46 @@ describe("SqliteDatabase", () => {
 		await Promise.all(pending);
 		const reopened = await open(url);
 		await expect(reopened.one("SELECT COUNT(*) AS count FROM things")).resolves.toEqual({ count: 10 });
+	});
+});
+
+// --- Durability ------------------------------------------------------------------------------------
+
+describe("durability (PRAGMA synchronous)", () => {
+	const FULL = 2;
+	const NORMAL = 1;
+	const synchronousOf = async (db: Database) => (await db.one<{ synchronous: number }>("PRAGMA synchronous"))?.synchronous;
+
+	it("every service's SQLite file syncs each commit (FULL): orders, payments and holds in separate files survive a power cut together", async () => {
+		const dir = path.join(tmp.dir, "services");
+		const settings = unitSettings(dir);
+		const broker = new ServiceBroker({ logger: false, transporter: null });
+		broker.createService({ name: "users", mixins: [UsersService], settings: settings.users } as ServiceSchema);
+		broker.createService({ name: "inventory", mixins: [InventoryService], settings: settings.inventory } as ServiceSchema);
+		broker.createService({ name: "orders", mixins: [OrdersService], settings: settings.orders } as ServiceSchema);
+		broker.createService({ name: "payments", mixins: [PaymentsService], settings: settings.payments } as ServiceSchema);
+		await broker.start();
+		try {
+			for (const name of ["orders", "payments", "inventory", "users"]) {
+				const db = dbOf(broker.getLocalService(name) as Service);
+				expect({ name, synchronous: await synchronousOf(db), journal: (await db.one<{ journal_mode: string }>("PRAGMA journal_mode"))?.journal_mode }).toEqual({
+					name,
+					synchronous: FULL,
+					journal: "wal"
+				});
+			}
+		} finally {
+			await broker.stop();
+		}
+	});
+
+	it("a sqlite URL may ask for ?synchronous=normal, and refuses an option it does not know", async () => {
+		const file = path.join(tmp.dir, "normal.sqlite");
+		expect(await synchronousOf(await open(`sqlite:${file}?synchronous=normal`))).toBe(NORMAL);
+		expect(await synchronousOf(await open(`sqlite:${file}?synchronous=FULL`))).toBe(FULL);
+		expect(await synchronousOf(await open(`sqlite:${file}`))).toBe(FULL);
+		await expect(openDatabase(`sqlite:${file}?synchronous=off`, logger)).rejects.toThrow(/synchronous=off.*only synchronous=full or synchronous=normal/);
+		await expect(openDatabase(`sqlite:${file}?cache=shared`, logger)).rejects.toThrow(/cache=shared/);
 	});
 });
 
