@@ -10,6 +10,16 @@
  * are answered only after the COMMIT, so nothing is announced before it is durable. Across
  * processes sharing a file, `BEGIN IMMEDIATE` with a busy timeout serialises the writers.
  *
+ * Exactly once: a job is told success exactly when its writes were committed. Some errors make
+ * SQLite roll the whole transaction back by itself (disk full, I/O error, `OR ROLLBACK`), taking
+ * the batch's earlier jobs with it, and a statement run after that would commit on its own. So
+ * after any failed statement of a batch the queue asks SQLite whether the transaction is still
+ * open; if not, the batch stops there: the job that failed is told so (its later statements are
+ * refused), the jobs before it that had succeeded are run again in a fresh transaction with the
+ * ones after it, and those that had failed stay failed. Each retry has one job fewer, so it ends.
+ * A job without a savepoint that throws after a statement of its own succeeded is handled the same
+ * way (rolling the whole transaction back is the only way to undo that statement).
+ *
  * Reads run on the same connection (an in-memory database exists only on its connection), so a
  * read made while a batch is open can see that batch's writes before they commit.
  */
@@ -18,6 +28,27 @@ import path from "node:path";
 import type { Logger } from "moleculer";
 import sqlite3 from "sqlite3";
 import type { Database, Sql, SqlValue } from "./database";
+
+/**
+ * `PRAGMA synchronous`: FULL (the default) syncs the WAL at every commit, so a commit a caller was
+ * told about survives a power cut; NORMAL syncs only at checkpoints and may lose the last commits.
+ */
+export type Synchronous = "full" | "normal";
+const SYNCHRONOUS: readonly Synchronous[] = ["full", "normal"];
+
+/** What follows `sqlite:` in a database URL: `<file>` or `:memory:`, optionally `?synchronous=full|normal`. */
+export function parseSqliteTarget(target: string): { file: string; synchronous: Synchronous } {
+	const question = target.indexOf("?");
+	const file = (question >= 0 ? target.slice(0, question) : target) || ":memory:";
+	const options = new URLSearchParams(question >= 0 ? target.slice(question + 1) : "");
+	let synchronous: Synchronous = "full";
+	for (const [key, value] of options) {
+		const known = SYNCHRONOUS.find(level => level === value.toLowerCase());
+		if (key !== "synchronous" || !known) throw new Error(`Unknown SQLite URL option "${key}=${value}": only synchronous=full or synchronous=normal`);
+		synchronous = known;
+	}
+	return { file, synchronous };
+}
 
 /** How many queued write jobs share one commit at most. */
 const MAX_BATCH = 64;
@@ -49,15 +80,23 @@ export class SqliteDatabase implements Database {
 	private closing: Promise<void> | null = null;
 	/** Prepared once per SQL text: a store's statements are a handful of constants. */
 	private readonly statements = new Map<string, Promise<sqlite3.Statement>>();
+	/** Set when SQLite rolled the open batch's transaction back by itself: the error that did it. */
+	private lost: { error: unknown } | null = null;
+	/** How many statements of the running job have succeeded. */
+	private statementsOfJob = 0;
 	/** What a job runs its statements on: the connection itself, inside the batch's transaction. */
-	private readonly inBatch: Sql = { run: (s, p) => this.run(s, p), all: (s, p) => this.all(s, p), one: (s, p) => this.one(s, p) };
+	private readonly inBatch: Sql = {
+		run: (s, p) => this.inTransaction(() => this.run(s, p)),
+		all: <Row extends object>(s: string, p?: readonly SqlValue[]) => this.inTransaction(() => this.all<Row>(s, p)),
+		one: <Row extends object>(s: string, p?: readonly SqlValue[]) => this.inTransaction(() => this.one<Row>(s, p))
+	};
 
 	private constructor(
 		private readonly connection: sqlite3.Database,
 		private readonly logger: Logger
 	) {}
 
-	static async open(file: string, logger: Logger): Promise<SqliteDatabase> {
+	static async open(file: string, logger: Logger, synchronous: Synchronous = "full"): Promise<SqliteDatabase> {
 		if (file !== ":memory:") mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
 		const connection = await new Promise<sqlite3.Database>((resolve, reject) => {
 			const db: sqlite3.Database = new sqlite3.Database(file, err => (err ? reject(err) : resolve(db)));
@@ -66,7 +105,7 @@ export class SqliteDatabase implements Database {
 		// busy_timeout first: journal_mode=WAL itself needs a lock when another node holds the file.
 		connection.configure("busyTimeout", BUSY_TIMEOUT_MS);
 		await db.withBusyRetry(() => db.exec("PRAGMA journal_mode = WAL"));
-		await db.exec("PRAGMA synchronous = NORMAL");
+		await db.exec(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
 		await db.exec("PRAGMA foreign_keys = ON");
 		return db;
 	}
@@ -157,34 +196,63 @@ export class SqliteDatabase implements Database {
 		}
 	}
 
+	/** Runs a batch until every job of it is answered (see "Exactly once" above). */
 	private async runBatch(batch: Job[]): Promise<void> {
+		let pending = batch;
+		while (pending.length > 0) pending = await this.runInOneTransaction(pending);
+	}
+
+	/** Runs the jobs in one transaction and answers them; answers the jobs to run again when SQLite rolled it back. */
+	private async runInOneTransaction(batch: Job[]): Promise<Job[]> {
 		try {
 			await this.withBusyRetry(() => this.exec("BEGIN IMMEDIATE"));
 		} catch (err) {
 			for (const job of batch) job.reject(err);
-			return;
+			return [];
 		}
 
+		this.lost = null;
 		const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
 		try {
-			for (const job of batch) {
+			for (const [i, job] of batch.entries()) {
 				if (job.isolated) await this.exec("SAVEPOINT job");
+				this.statementsOfJob = 0;
+				let outcome: (typeof outcomes)[number];
 				try {
-					const value = await job.work(this.inBatch);
-					if (job.isolated) await this.exec("RELEASE job");
-					outcomes.push({ ok: true, value });
+					outcome = { ok: true, value: await job.work(this.inBatch) };
 				} catch (error) {
-					if (job.isolated) await this.exec("ROLLBACK TO job; RELEASE job");
-					outcomes.push({ ok: false, error });
+					outcome = { ok: false, error };
 				}
+				// A job without a savepoint that failed after a statement of its own succeeded: only
+				// rolling the whole transaction back undoes that statement.
+				const undoable = !job.isolated && !outcome.ok && this.statementsOfJob > 0;
+				const lost = this.takeLost();
+				if (lost || undoable) {
+					// This job took the transaction down: it fails, and what ran before it is gone.
+					const cause = lost ? lost.error : (outcome as { error: unknown }).error;
+					if (lost) this.logger.warn(`SQLite rolled a write transaction back by itself (${String(cause)}); running the other jobs again`);
+					// Ends what is left: the transaction, or the one the probe opened.
+					await this.exec("ROLLBACK").catch(() => undefined);
+					job.reject(cause);
+					const again: Job[] = [];
+					batch.slice(0, i).forEach((earlier, j) => {
+						const earlierOutcome = outcomes[j];
+						if (earlierOutcome.ok) again.push(earlier);
+						else earlier.reject(earlierOutcome.error);
+					});
+					return [...again, ...batch.slice(i + 1)];
+				}
+				if (job.isolated) await this.exec(outcome.ok ? "RELEASE job" : "ROLLBACK TO job; RELEASE job");
+				outcomes.push(outcome);
 			}
 			await this.exec("COMMIT");
 		} catch (err) {
-			// The connection itself failed (disk full, file gone): nothing of this batch is kept.
+			// The connection itself failed (a savepoint or the COMMIT): nothing of this batch is kept.
+			this.lost = null;
 			this.logger.error("A write transaction failed and was rolled back:", err);
 			await this.exec("ROLLBACK").catch(() => undefined);
 			for (const job of batch) job.reject(err);
-			return;
+			return [];
 		}
 
 		batch.forEach((job, i) => {
@@ -192,6 +260,44 @@ export class SqliteDatabase implements Database {
 			if (outcome.ok) job.resolve(outcome.value);
 			else job.reject(outcome.error);
 		});
+		return [];
+	}
+
+	/** What `lost` says, clearing it. */
+	private takeLost(): { error: unknown } | null {
+		const lost = this.lost;
+		this.lost = null;
+		return lost;
+	}
+
+	/**
+	 * A job's statement inside the batch. After it fails, checks that the transaction is still open;
+	 * once SQLite has rolled it back, no further statement runs (it would commit on its own).
+	 */
+	private async inTransaction<T>(statement: () => Promise<T>): Promise<T> {
+		if (this.lost) throw this.lost.error;
+		try {
+			const result = await statement();
+			this.statementsOfJob++;
+			return result;
+		} catch (err) {
+			if (!this.lost && !(await this.transactionIsOpen())) this.lost = { error: err };
+			throw err;
+		}
+	}
+
+	/**
+	 * node-sqlite3 does not expose `sqlite3_get_autocommit`: a plain `BEGIN` fails inside a
+	 * transaction and succeeds outside one. Any other answer counts as "not open" (the batch is
+	 * then rolled back and retried, which is right either way).
+	 */
+	private async transactionIsOpen(): Promise<boolean> {
+		try {
+			await this.exec("BEGIN");
+		} catch (err) {
+			return /within a transaction/i.test(err instanceof Error ? err.message : String(err));
+		}
+		return false;
 	}
 
 	/** Another process may hold the file's write lock for longer than the busy timeout: try again a few times. */

@@ -3,6 +3,9 @@
  *
  * Stock moves only by atomic conditional UPDATEs (never read-then-write), and every product row an
  * order touches is locked in id order, so two concurrent orders cannot deadlock on PostgreSQL.
+ * Reserve and release of one order run one after the other (`holdLock`, as payments serialises
+ * capture and void): otherwise, on PostgreSQL, a release could miss a reservation not yet committed
+ * and leave its stock held for a cancelled order, or a reserve could trip over a release's row.
  */
 import type { Database, Sql } from "../../lib/db/database";
 import type { Product, ProductPrice, StockLine } from "../../lib/types";
@@ -66,6 +69,9 @@ class ShortageFound extends Error {
 }
 
 const now = () => new Date().toISOString();
+
+/** The lock reserve and release of one order take first (PostgreSQL's advisory lock; SQLite's writers already run one at a time). */
+const holdLock = (orderId: string) => `hold:${orderId}`;
 
 /** Adds a product unless its id or sku is taken (then it changes nothing). */
 const INSERT_PRODUCT =
@@ -137,6 +143,7 @@ export class InventoryStore {
 	async reserve(orderId: string, lines: StockLine[]): Promise<ReserveResult> {
 		try {
 			return await this.db.transaction(async sql => {
+				await this.db.lock(sql, holdLock(orderId));
 				const existing = await sql.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]);
 				if (existing) return { status: existing.status };
 				const at = now();
@@ -177,9 +184,11 @@ export class InventoryStore {
 	 */
 	release(orderId: string): Promise<StockLine[]> {
 		return this.db.transaction(async sql => {
+			// After a reservation of this order in flight has committed, or before it starts.
+			await this.db.lock(sql, holdLock(orderId));
 			const at = now();
-			// The one release that flips the hold gives the stock back: a concurrent second one
-			// (another node, PostgreSQL) waits on the row and then changes nothing.
+			// The one release that flips the hold gives the stock back: a second one waits on the lock
+			// and then changes nothing.
 			const hold = await sql.one<Pick<HoldRow, "lines">>(
 				"UPDATE holds SET status = 'released', updated_at = $1 WHERE order_id = $2 AND status <> 'released' RETURNING lines",
 				[at, orderId]

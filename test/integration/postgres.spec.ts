@@ -1,22 +1,35 @@
 /**
  * The shop on PostgreSQL (`<SERVICE>_DB=postgres://...`) instead of its embedded SQLite files: the
- * same contract, including concurrent buyers, cancellation, idempotency and the invariants.
+ * same contract, including concurrent buyers, cancellation, idempotency and the invariants; and
+ * the stores' races that only PostgreSQL's concurrent transactions can produce.
  */
+import type { Logger } from "moleculer";
 import { auditBooks } from "../support/books";
 import { startPostgres, type PostgresServer } from "../support/postgres";
 import { client, loginAs, registerUser, startShop, type ShopProcess } from "../support/shop";
 import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../../lib/cards";
+import { openDatabase, type Database } from "../../lib/db/database";
+import { migrate } from "../../lib/db/migrations";
+import { migrations as inventoryMigrations } from "../../services/inventory/inventory.migrations";
+import { InventoryStore, type ReserveResult } from "../../services/inventory/inventory.store";
+import type { StockLine } from "../../lib/types";
 
 const ADMIN = { email: "admin@pg.test", password: "admin-password-pg" };
 
+let postgres: PostgresServer;
+beforeAll(async () => {
+	postgres = await startPostgres();
+});
+afterAll(async () => {
+	await postgres?.stop();
+});
+
 describe("the shop on PostgreSQL", () => {
-	let postgres: PostgresServer;
 	let shop: ShopProcess;
 	let api: ReturnType<typeof client>;
 	let adminToken: string;
 
 	beforeAll(async () => {
-		postgres = await startPostgres();
 		const urls = await Promise.all(["users", "inventory", "orders", "payments"].map(name => postgres.createDatabase(`shop_${name}`)));
 		shop = await startShop({
 			env: {
@@ -35,7 +48,6 @@ describe("the shop on PostgreSQL", () => {
 
 	afterAll(async () => {
 		await shop?.stop();
-		await postgres?.stop();
 	});
 
 	it("seeds and searches the catalogue", async () => {
@@ -87,5 +99,75 @@ describe("the shop on PostgreSQL", () => {
 		const books = await auditBooks({ baseUrl: shop.baseUrl, adminToken, expectedStock: new Map([[product.id, 15]]), settleWithinMs: 10_000 });
 		expect(books.problems).toEqual([]);
 		expect(books.orders.filter(order => order.status === "confirmed")).toHaveLength(15);
+	});
+});
+
+describe("InventoryStore on PostgreSQL", () => {
+	const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} } as unknown as Logger;
+	let db: Database;
+	let store: InventoryStore;
+
+	beforeAll(async () => {
+		db = await openDatabase(await postgres.createDatabase("shop_holds"), logger);
+		await migrate(db, inventoryMigrations, logger);
+		store = new InventoryStore(db);
+	});
+	afterAll(async () => {
+		await db?.close();
+	});
+
+	it("reserve and release of the same order, racing, never leave stock held for a released order", async () => {
+		const STOCK = 100_000;
+		for (const id of ["race-a", "race-b"]) {
+			await store.insertProduct({ id, sku: `SKU-${id}`, name: id, description: "", price: 100, stock: STOCK });
+		}
+		const lines: StockLine[] = [
+			{ productId: "race-b", quantity: 2 },
+			{ productId: "race-a", quantity: 1 }
+		];
+		const ORDERS = 300;
+		const orderIds = Array.from({ length: ORDERS }, (_, i) => `race-order-${String(i).padStart(4, "0")}`);
+		// Both calls of an order leave at once, in alternating order of issue.
+		const settled = await Promise.all(
+			orderIds.map(async (orderId, i) => {
+				const reserve = () => store.reserve(orderId, lines);
+				const release = () => store.release(orderId);
+				const [reserved, released] = await (i % 2 === 0
+					? Promise.allSettled([reserve(), release()])
+					: Promise.allSettled([release(), reserve()]).then(([b, a]) => [a, b] as const));
+				return { orderId, reserved, released } as {
+					orderId: string;
+					reserved: PromiseSettledResult<ReserveResult>;
+					released: PromiseSettledResult<StockLine[]>;
+				};
+			})
+		);
+
+		const failures = settled.flatMap(race => [race.reserved, race.released].flatMap(call => (call.status === "rejected" ? [String(call.reason)] : [])));
+		// A reserve that held stock was followed by the release that gave it back, and only then.
+		const inconsistent = settled.filter(race => {
+			const held = race.reserved.status === "fulfilled" && "status" in race.reserved.value && race.reserved.value.status === "held";
+			const gaveBack = race.released.status === "fulfilled" && race.released.value.length > 0;
+			return held !== gaveBack;
+		});
+		const outcome = {
+			// Every call answered (no unique violation between a release's placeholder and a reserve).
+			failures: [...new Set(failures)],
+			failedCalls: failures.length,
+			inconsistentOrders: inconsistent.length,
+			// Every hold is released, and no unit is missing.
+			holds: await db.all<{ status: string; count: number }>("SELECT status, COUNT(*) AS count FROM holds GROUP BY status ORDER BY status"),
+			stock: await db.all<{ id: string; stock: number }>("SELECT id, stock FROM products WHERE id LIKE 'race-%' ORDER BY id")
+		};
+		expect(outcome).toEqual({
+			failures: [],
+			failedCalls: 0,
+			inconsistentOrders: 0,
+			holds: [{ status: "released", count: ORDERS }],
+			stock: [
+				{ id: "race-a", stock: STOCK },
+				{ id: "race-b", stock: STOCK }
+			]
+		});
 	});
 });

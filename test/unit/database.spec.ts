@@ -4,17 +4,21 @@
  * violations; and the one method of each store whose rules are the subtlest.
  */
 import path from "node:path";
-import type { Logger } from "moleculer";
+import { ServiceBroker, type Logger, type Service, type ServiceSchema } from "moleculer";
 import sqlite3 from "sqlite3";
 import { openDatabase, type Database } from "../../lib/db/database";
 import { migrate, type Migration } from "../../lib/db/migrations";
 import { migrations as inventoryMigrations } from "../../services/inventory/inventory.migrations";
+import InventoryService from "../../services/inventory/inventory.service";
 import { InventoryStore } from "../../services/inventory/inventory.store";
 import { migrations as ordersMigrations } from "../../services/orders/orders.migrations";
+import OrdersService from "../../services/orders/orders.service";
 import { OrdersStore, type StoredOrder } from "../../services/orders/orders.store";
 import { migrations as paymentsMigrations } from "../../services/payments/payments.migrations";
+import PaymentsService from "../../services/payments/payments.service";
 import { PaymentsStore } from "../../services/payments/payments.store";
-import { sleep, tempDir } from "./helpers";
+import UsersService from "../../services/users/users.service";
+import { dbOf, sleep, tempDir, unitSettings } from "./helpers";
 
 const logger = { trace: jest.fn(), debug: jest.fn(), info: jest.fn(), warn: jest.fn(), error: jest.fn(), fatal: jest.fn() } as unknown as Logger;
 
@@ -246,6 +250,165 @@ describe("SqliteDatabase", () => {
 		expect(await keys(other)).toEqual(["before", "t-ok-1", "t-ok-2", "w1", "w2"]);
 	});
 
+	describe("exactly once: a job is told success exactly when its writes are committed", () => {
+		type Work = Parameters<Database["write"]>[0];
+		const insert =
+			(k: string): Work =>
+			sql =>
+				sql.run("INSERT INTO things (k) VALUES ($1)", [k]);
+		/** Rolls the whole transaction back: the key is taken (as disk full or an I/O error may do). */
+		const insertOrRollback =
+			(k: string): Work =>
+			sql =>
+				sql.run("INSERT OR ROLLBACK INTO things (k) VALUES ($1)", [k]);
+		const keysOf = async (on: Database) => (await on.all<{ k: string }>("SELECT k FROM things ORDER BY k")).map(row => row.k);
+		const statusesOf = (outcomes: PromiseSettledResult<unknown>[]) => outcomes.map(outcome => outcome.status);
+		const reasonOf = (outcome: PromiseSettledResult<unknown>) => (outcome as PromiseRejectedResult).reason as Error & { code?: string };
+
+		it("when SQLite rolls the batch's transaction back by itself (INSERT OR ROLLBACK), fails the job that caused it; the jobs batched before and after it are committed and told success, each exactly once", async () => {
+			const url = newFileUrl();
+			const db = await open(url);
+			await createTable(db);
+			await db.write(insert("taken"));
+			const runs = new Map<string, number>();
+			const counted =
+				<T>(name: string, work: (sql: Parameters<Work>[0]) => Promise<T>) =>
+				(sql: Parameters<Work>[0]) => {
+					runs.set(name, (runs.get(name) ?? 0) + 1);
+					return work(sql);
+				};
+
+			// The first job starts a batch at once; the others share the next one.
+			const jobs = [
+				db.write(insert("starter")),
+				db.write(insert("w-before")),
+				db.transaction(
+					counted("t-before", async sql => {
+						await insert("t-before-1")(sql);
+						await insert("t-before-2")(sql);
+						return "t-before";
+					})
+				),
+				db.transaction(
+					counted("t-fails", async sql => {
+						await insert("t-fails-1")(sql);
+						throw new Error("changed my mind");
+					})
+				),
+				db.write(insertOrRollback("taken")),
+				db.write(insert("w-after")),
+				db.transaction(async sql => {
+					await insert("t-after-1")(sql);
+					await insert("t-after-2")(sql);
+					return "t-after";
+				}),
+				db.write(insert("w-last"))
+			];
+			const outcomes = await Promise.allSettled(jobs);
+
+			expect(statusesOf(outcomes)).toEqual(["fulfilled", "fulfilled", "fulfilled", "rejected", "rejected", "fulfilled", "fulfilled", "fulfilled"]);
+			expect(outcomes[2]).toEqual({ status: "fulfilled", value: "t-before" });
+			expect(outcomes[6]).toEqual({ status: "fulfilled", value: "t-after" });
+			expect(reasonOf(outcomes[3]).message).toBe("changed my mind");
+			expect(reasonOf(outcomes[4])).toMatchObject({ code: "SQLITE_CONSTRAINT" });
+			// A job that failed by itself is not run again; one rolled back with the batch ran again.
+			expect(runs.get("t-fails")).toBe(1);
+			expect(runs.get("t-before")).toBe(2);
+
+			// Told success exactly when committed: what another connection sees.
+			const committed = ["starter", "t-after-1", "t-after-2", "t-before-1", "t-before-2", "taken", "w-after", "w-before", "w-last"];
+			const other = await open(url);
+			expect(await keysOf(other)).toEqual(committed);
+			expect(await keysOf(db)).toEqual(committed);
+			// And the queue goes on working.
+			await expect(db.write(insert("later"))).resolves.toBe(1);
+			expect(await keysOf(other)).toEqual([...committed, "later"].sort());
+		});
+
+		it("a job that swallows the error and writes on keeps nothing and is told it failed; the rest of the batch is committed", async () => {
+			const url = newFileUrl();
+			const db = await open(url);
+			await createTable(db);
+			await db.write(insert("taken"));
+
+			const jobs = [
+				db.write(insert("starter")),
+				db.transaction(async sql => {
+					await insert("t-1")(sql);
+					return "t";
+				}),
+				db.transaction(async sql => {
+					await insertOrRollback("taken")(sql).catch(() => 0);
+					// The transaction is gone: this statement must not commit on its own.
+					await insert("after-swallow")(sql).catch(() => 0);
+					return "swallowed";
+				}),
+				db.write(insert("w-after"))
+			];
+			const outcomes = await Promise.allSettled(jobs);
+
+			expect(statusesOf(outcomes)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+			expect(reasonOf(outcomes[2])).toMatchObject({ code: "SQLITE_CONSTRAINT" });
+			const other = await open(url);
+			expect(await keysOf(other)).toEqual(["starter", "t-1", "taken", "w-after"]);
+		});
+
+		it("a single-statement write whose work throws after its statement keeps nothing and is told it failed", async () => {
+			const url = newFileUrl();
+			const db = await open(url);
+			await createTable(db);
+
+			const jobs = [
+				db.write(insert("starter")),
+				db.write(insert("w-before")),
+				db.write(async sql => {
+					await insert("half")(sql);
+					throw new Error("failed after its write");
+				}),
+				db.write(insert("w-after"))
+			];
+			const outcomes = await Promise.allSettled(jobs);
+
+			expect(statusesOf(outcomes)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+			expect(reasonOf(outcomes[2]).message).toBe("failed after its write");
+			const other = await open(url);
+			expect(await keysOf(other)).toEqual(["starter", "w-after", "w-before"]);
+		});
+
+		it("a job that fills the disk (SQLITE_FULL) fails alone; the others of its batch are committed and told so", async () => {
+			const url = newFileUrl();
+			const db = await open(url);
+			await createTable(db);
+			await db.write(insert("taken"));
+			// A "disk" a few pages larger than the database: a big row cannot fit.
+			const pages = (await db.one<{ page_count: number }>("PRAGMA page_count"))?.page_count ?? 0;
+			await db.all(`PRAGMA max_page_count = ${pages + 8}`);
+			const big = "x".repeat(256 * 1024);
+
+			const jobs = [
+				db.write(insert("starter")),
+				db.write(insert("w-before")),
+				db.transaction(async sql => {
+					await insert("t-before")(sql);
+					return "t-before";
+				}),
+				db.write(sql => sql.run("INSERT INTO things (k, v) VALUES ($1, $2)", ["too-big", big])),
+				db.transaction(async sql => {
+					await insert("t-too-big")(sql);
+					await sql.run("UPDATE things SET v = $1 WHERE k = $2", [big, "t-too-big"]);
+				}),
+				db.write(insert("w-after"))
+			];
+			const outcomes = await Promise.allSettled(jobs);
+
+			expect(statusesOf(outcomes)).toEqual(["fulfilled", "fulfilled", "fulfilled", "rejected", "rejected", "fulfilled"]);
+			expect(reasonOf(outcomes[3])).toMatchObject({ code: "SQLITE_FULL" });
+			expect(reasonOf(outcomes[4])).toMatchObject({ code: "SQLITE_FULL" });
+			const other = await open(url);
+			expect(await keysOf(other)).toEqual(["starter", "t-before", "taken", "w-after", "w-before"]);
+		});
+	});
+
 	it("answers a write only after its commit: another connection reading right after sees it", async () => {
 		const url = newFileUrl();
 		const writer = await open(url);
@@ -278,6 +441,46 @@ describe("SqliteDatabase", () => {
 		await Promise.all(pending);
 		const reopened = await open(url);
 		await expect(reopened.one("SELECT COUNT(*) AS count FROM things")).resolves.toEqual({ count: 10 });
+	});
+});
+
+// --- Durability ------------------------------------------------------------------------------------
+
+describe("durability (PRAGMA synchronous)", () => {
+	const FULL = 2;
+	const NORMAL = 1;
+	const synchronousOf = async (db: Database) => (await db.one<{ synchronous: number }>("PRAGMA synchronous"))?.synchronous;
+
+	it("every service's SQLite file syncs each commit (FULL): orders, payments and holds in separate files survive a power cut together", async () => {
+		const dir = path.join(tmp.dir, "services");
+		const settings = unitSettings(dir);
+		const broker = new ServiceBroker({ logger: false, transporter: null });
+		broker.createService({ name: "users", mixins: [UsersService], settings: settings.users } as ServiceSchema);
+		broker.createService({ name: "inventory", mixins: [InventoryService], settings: settings.inventory } as ServiceSchema);
+		broker.createService({ name: "orders", mixins: [OrdersService], settings: settings.orders } as ServiceSchema);
+		broker.createService({ name: "payments", mixins: [PaymentsService], settings: settings.payments } as ServiceSchema);
+		await broker.start();
+		try {
+			for (const name of ["orders", "payments", "inventory", "users"]) {
+				const db = dbOf(broker.getLocalService(name) as Service);
+				expect({ name, synchronous: await synchronousOf(db), journal: (await db.one<{ journal_mode: string }>("PRAGMA journal_mode"))?.journal_mode }).toEqual({
+					name,
+					synchronous: FULL,
+					journal: "wal"
+				});
+			}
+		} finally {
+			await broker.stop();
+		}
+	});
+
+	it("a sqlite URL may ask for ?synchronous=normal, and refuses an option it does not know", async () => {
+		const file = path.join(tmp.dir, "normal.sqlite");
+		expect(await synchronousOf(await open(`sqlite:${file}?synchronous=normal`))).toBe(NORMAL);
+		expect(await synchronousOf(await open(`sqlite:${file}?synchronous=FULL`))).toBe(FULL);
+		expect(await synchronousOf(await open(`sqlite:${file}`))).toBe(FULL);
+		await expect(openDatabase(`sqlite:${file}?synchronous=off`, logger)).rejects.toThrow(/synchronous=off.*only synchronous=full or synchronous=normal/);
+		await expect(openDatabase(`sqlite:${file}?cache=shared`, logger)).rejects.toThrow(/cache=shared/);
 	});
 });
 
