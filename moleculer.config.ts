@@ -24,6 +24,12 @@ function configOrExit(): ShopConfig {
 
 const config = configOrExit();
 
+// moleculer-runner replaces any option named by an environment variable (TRANSPORTER -> transporter)
+// with the variable's raw text: the URL, credentials and all, then readable by any node through
+// `$node.options`. The transporter below is built from it (credentials in an authenticator), so the
+// runner must not see it.
+delete process.env.TRANSPORTER;
+
 // moleculer-runner resolves the SERVICES names (`SERVICES=orders,api`) against SERVICEDIR.
 process.env.SERVICEDIR ||= SERVICES_DIR;
 process.env.SERVICES ||= config.services.join(",");
