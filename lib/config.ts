@@ -126,7 +126,8 @@ function parseBus(env: Env, production: boolean, transporterUrl: string | null):
 	let key: Buffer | null = null;
 	if (raw) {
 		// The value is a secret: the message never shows it.
-		if (!/^[0-9a-fA-F]{64}$/.test(raw)) throw new ConfigError(`TRANSIT_KEY must be 64 hex characters (32 bytes, e.g. openssl rand -hex 32), got ${raw.length} characters`);
+		if (!/^[0-9a-fA-F]{64}$/.test(raw))
+			throw new ConfigError(`TRANSIT_KEY must be 64 hex characters (32 bytes, e.g. openssl rand -hex 32), got ${raw.length} characters`);
 		key = Buffer.from(raw, "hex");
 	}
 	if (production && transporterUrl) {

@@ -16,6 +16,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { CLUSTER_LAYOUT } from "./cluster-layout";
 
 export const BUS_PREFIX = "MOL-shop";
 
@@ -41,6 +42,19 @@ const TARGETED = ["EVENT", "REQ", "RES", "DISCOVER", "INFO", "PING", "PONG"];
 
 /** The node ids of each role that the server lets in (every role listed, possibly with none). */
 export type BusNodes = Record<BusRole, readonly string[]>;
+
+/** The node ids per role of a layout whose nodes run one service each, plus the ops node ids. */
+export function busNodesOf(layout: ReadonlyArray<{ nodeID: string; services: readonly string[] }>, opsNodeIDs: readonly string[]): BusNodes {
+	const nodes: Record<BusRole, string[]> = { api: [], users: [], inventory: [], orders: [], payments: [], ops: [...opsNodeIDs] };
+	for (const node of layout) {
+		const role = node.services.join(",") as BusRole;
+		if (node.services.length !== 1 || role === "ops" || !BUS_ROLES.includes(role)) {
+			throw new Error(`node ${node.nodeID} runs ${node.services.join(",")}: with per-role NATS users, a node runs exactly one service`);
+		}
+		nodes[role].push(node.nodeID);
+	}
+	return nodes;
+}
 
 export interface Permissions {
 	publish: string[];
@@ -130,3 +144,19 @@ export function writeNatsConfig(options: { listen: string; nodes: BusNodes; env?
 export function natsUrlFor(role: BusRole, password: string, hostPort: string): string {
 	return `nats://${role}:${encodeURIComponent(password)}@${hostPort}`;
 }
+
+/**
+ * docker/nats.conf: the compose layout's users (the five services; no ops user in production), their
+ * passwords read by nats-server from its environment (NATS_<ROLE>_PASSWORD). A unit test keeps the
+ * file equal to this; regenerate with `npm run build && node dist/scripts/nats-auth.js > docker/nats.conf`.
+ */
+export function composeNatsConfigText(layout: ReadonlyArray<{ nodeID: string; services: readonly string[] }>): string {
+	const roles = BUS_ROLES.filter(role => role !== "ops");
+	return natsConfigText({
+		nodes: busNodesOf(layout, []),
+		roles,
+		passwords: Object.fromEntries(BUS_ROLES.map(role => [role, { env: passwordEnv(role) }])) as Record<BusRole, Password>
+	});
+}
+
+if (require.main === module) process.stdout.write(composeNatsConfigText(CLUSTER_LAYOUT));

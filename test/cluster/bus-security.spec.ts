@@ -177,7 +177,12 @@ describe("the bus, closed to strangers", () => {
 			for (const viewer of ["api-1", "orders-1"]) {
 				const list = await observer.broker.call<Array<{ id: string }>, object>("$node.list", {}, { nodeID: viewer });
 				// Exactly the shop's nodes (the test's observer, which these nodes may or may not list yet, aside).
-				expect(list.map(node => node.id).filter(id => id !== "observer").sort()).toEqual(["api-1", "inventory-1", "orders-1", "payments-1", "users-1"]);
+				expect(
+					list
+						.map(node => node.id)
+						.filter(id => id !== "observer")
+						.sort()
+				).toEqual(["api-1", "inventory-1", "orders-1", "payments-1", "users-1"]);
 			}
 			expect((await placeOrders(2)).map(answer => answer.status)).toEqual([201, 201]);
 			expect(captures).toEqual([]);
@@ -199,7 +204,8 @@ describe("the bus, closed to strangers", () => {
 			expect(answers.map(answer => answer.status)).toEqual([201, 201, 201]);
 			// What carried the cards and the password reached the listeners (encrypted).
 			const subjects = new Set(received.map(packet => packet.subject));
-			for (const subject of [`${BUS_PREFIX}.REQ.orders-1`, `${BUS_PREFIX}.REQ.payments-1`, `${BUS_PREFIX}.REQ.users-1`]) expect(subjects.has(subject)).toBe(true);
+			for (const subject of [`${BUS_PREFIX}.REQ.orders-1`, `${BUS_PREFIX}.REQ.payments-1`, `${BUS_PREFIX}.REQ.users-1`])
+				expect(subjects.has(subject)).toBe(true);
 			const readable = received.filter(packet => {
 				const text = packet.data.toString("latin1");
 				return text.includes(APPROVED_TEST_CARD) || text.includes(PASSWORD) || text.includes("payments.capture") || text.includes('"sender"');
@@ -288,7 +294,10 @@ describe("the bus, closed to strangers", () => {
 
 	describe("secrets", () => {
 		it("no NATS password and no TRANSIT_KEY in the nodes' logs (debug level) or their broker options", async () => {
-			const secrets = [...(["api", "users", "inventory", "orders", "payments", "ops"] as const).map(role => credentials(role).pass), TRANSIT_KEY.toString("hex")];
+			const secrets = [
+				...(["api", "users", "inventory", "orders", "payments", "ops"] as const).map(role => credentials(role).pass),
+				TRANSIT_KEY.toString("hex")
+			];
 			for (const nodeID of nodes.keys()) {
 				const output = nodes.get(nodeID)!.output();
 				expect(secrets.filter(secret => output.includes(secret))).toEqual([]);
