@@ -292,6 +292,36 @@ describe("the bus, closed to strangers", () => {
 		});
 	});
 
+	describe("in production", () => {
+		it.each([
+			[
+				"without TRANSIT_KEY",
+				{ TRANSPORTER: "payments", TRANSIT_KEY: undefined },
+				/^Configuration error: TRANSIT_KEY is required when TRANSPORTER is set and NODE_ENV=production/m
+			],
+			[
+				"without NATS credentials",
+				{ TRANSPORTER: "none", TRANSIT_KEY: TRANSIT_KEY.toString("hex") },
+				/^Configuration error: TRANSPORTER must carry this node's NATS user and password/m
+			]
+		])("a node on the bus refuses to start %s, with one clear line", async (_what, env, message) => {
+			const node = await startShop({
+				waitFor: "none",
+				env: {
+					NODE_ENV: "production",
+					JWT_SECRET,
+					NODEID: "payments-2",
+					SERVICES: "payments",
+					TRANSIT_KEY: env.TRANSIT_KEY,
+					TRANSPORTER: env.TRANSPORTER === "payments" ? nats.urlFor("payments") : nats.url
+				}
+			});
+			expect(await node.exited).toBe(1);
+			expect(node.output()).toMatch(message);
+			expect(node.output()).not.toContain(credentials("payments").pass);
+		});
+	});
+
 	describe("secrets", () => {
 		it("no NATS password and no TRANSIT_KEY in the nodes' logs (debug level) or their broker options", async () => {
 			const secrets = [
