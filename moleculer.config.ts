@@ -5,7 +5,8 @@
  * fault-tolerance settings below are tuned so that a dead node costs a client about a second, not
  * the default of hanging until a long timeout.
  */
-import type { BrokerOptions, Errors } from "moleculer";
+import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
+import { natsTransporter, transitEncryption } from "./lib/bus";
 import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
 
 function configOrExit(): ShopConfig {
@@ -23,9 +24,29 @@ function configOrExit(): ShopConfig {
 
 const config = configOrExit();
 
+// moleculer-runner replaces any option named by an environment variable (TRANSPORTER -> transporter)
+// with the variable's raw text: the URL, credentials and all, then readable by any node through
+// `$node.options`. The transporter below is built from it (credentials in an authenticator), so the
+// runner must not see it.
+delete process.env.TRANSPORTER;
+
 // moleculer-runner resolves the SERVICES names (`SERVICES=orders,api`) against SERVICEDIR.
 process.env.SERVICEDIR ||= SERVICES_DIR;
 process.env.SERVICES ||= config.services.join(",");
+
+// The bus (README "Security and trust"): the node logs in to NATS with TRANSPORTER's user, and every
+// packet is encrypted with TRANSIT_KEY by Moleculer's own middleware (required in production).
+function busMiddlewares(): Middleware[] {
+	if (!config.transporterUrl) return [];
+	if (config.transitKey) return [transitEncryption(config.transitKey)];
+	const warning: Middleware = {
+		name: "UnencryptedBus",
+		created(broker: ServiceBroker) {
+			broker.logger.warn("TRANSIT_KEY is not set: packets cross the bus unencrypted (refused when NODE_ENV=production).");
+		}
+	};
+	return [warning];
+}
 
 const isServerError = (err: Errors.MoleculerError | Error | undefined) => err != null && "code" in err && typeof err.code === "number" && err.code >= 500;
 
@@ -39,8 +60,9 @@ const brokerConfig: BrokerOptions = {
 	},
 	logLevel: config.logLevel,
 
-	transporter: config.transporterUrl ? { type: "NATS", options: { url: config.transporterUrl, maxReconnectAttempts: -1 } } : null,
+	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl) : null,
 	serializer: "JSON",
+	middlewares: busMiddlewares(),
 
 	// A call that gets no answer in 5 s fails; the order flow uses its own, shorter timeout for payments.
 	requestTimeout: 5000,

@@ -45,6 +45,8 @@ export interface ShopConfig {
 	paymentTimeoutMs: number;
 	/** A service's own database: `<SERVICE>_DB`, or its SQLite file in DATA_DIR. */
 	dbUrl(service: string): string;
+	/** TRANSIT_KEY (32 bytes): Moleculer's transit encryption of every bus packet; null leaves the bus unencrypted. */
+	transitKey: Buffer | null;
 }
 
 /** A configuration mistake: its message is the one line printed before the node exits. */
@@ -112,6 +114,32 @@ function parseTransporter(raw: string | undefined): string | null {
 	return raw;
 }
 
+// --- The message bus: TRANSPORTER's credentials and TRANSIT_KEY (README "Security and trust") ----
+
+/**
+ * TRANSIT_KEY, 64 hex characters (`openssl rand -hex 32`). In production a node on a transporter
+ * must have it, and must log in to NATS (a user in TRANSPORTER's URL): nothing joins the bus, and
+ * nothing crosses it readable, without the shop's secrets.
+ */
+function parseBus(env: Env, production: boolean, transporterUrl: string | null): Buffer | null {
+	const raw = env.TRANSIT_KEY?.trim();
+	let key: Buffer | null = null;
+	if (raw) {
+		// The value is a secret: the message never shows it.
+		if (!/^[0-9a-fA-F]{64}$/.test(raw))
+			throw new ConfigError(`TRANSIT_KEY must be 64 hex characters (32 bytes, e.g. openssl rand -hex 32), got ${raw.length} characters`);
+		key = Buffer.from(raw, "hex");
+	}
+	if (production && transporterUrl) {
+		if (!key) throw new ConfigError("TRANSIT_KEY is required when TRANSPORTER is set and NODE_ENV=production (64 hex characters, e.g. openssl rand -hex 32)");
+		const url = new URL(transporterUrl);
+		if (!url.username || !url.password) {
+			throw new ConfigError("TRANSPORTER must carry this node's NATS user and password (nats://user:password@host:port) when NODE_ENV=production");
+		}
+	}
+	return key;
+}
+
 function checkDbUrl(key: string, raw: string): string {
 	if (!/^(sqlite|postgres|postgresql):/.test(raw)) {
 		throw new ConfigError(`${key} must be a sqlite: or postgres:// URL, got "${raw.replace(/\/\/[^@]*@/, "//***@")}"`);
@@ -152,12 +180,15 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 		dbUrls.set(service, raw ? checkDbUrl(key, raw) : `sqlite:${path.join(dataDir, `${service}.sqlite`)}`);
 	}
 
+	const transporterUrl = parseTransporter(env.TRANSPORTER);
+	const transitKey = parseBus(env, production, transporterUrl);
+
 	return {
 		production,
 		port: parsePort(env, "PORT", 3000),
 		host: env.HOST || "127.0.0.1",
 		dataDir,
-		transporterUrl: parseTransporter(env.TRANSPORTER),
+		transporterUrl,
 		services: parseServices(env.SERVICES),
 		nodeID: env.NODEID || null,
 		jwtSecret: jwtSecretGiven ? env.JWT_SECRET! : randomBytes(32).toString("hex"),
@@ -168,7 +199,8 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 		metricsPort: parsePort(env, "METRICS_PORT", 3030),
 		loginRateLimit: parsePositiveInt(env, "LOGIN_RATE_LIMIT", 10),
 		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1000),
-		dbUrl: service => dbUrls.get(service) ?? `sqlite:${path.join(dataDir, `${service}.sqlite`)}`
+		dbUrl: service => dbUrls.get(service) ?? `sqlite:${path.join(dataDir, `${service}.sqlite`)}`,
+		transitKey
 	};
 }
 

@@ -5,20 +5,36 @@
  * of CLUSTER_LAYOUT with its own NODEID and METRICS_PORT (METRICS_PORT + 1, + 2, ...), all sharing
  * DATA_DIR (default ./data/cluster) and one JWT_SECRET. Ctrl-C (or SIGTERM) stops every node
  * gracefully, then NATS. Each output line is prefixed with the node's id.
+ *
+ * The bus is closed as in production (README "Security and trust"): the nats-server gets a config
+ * file with one user per role and its subject permissions (scripts/nats-auth.ts), in a private
+ * temporary directory (0700, file 0600) removed at stop; passwords are NATS_<ROLE>_PASSWORD or random
+ * for this run, and each node logs in with its role's. TRANSIT_KEY (given, or random for this run)
+ * encrypts every packet. An `ops.env` file next to the config holds what a REPL needs to join.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { CLUSTER_LAYOUT } from "./cluster-layout";
+import { busNodesOf, natsUrlFor, writeNatsConfig, type BusRole } from "./nats-auth";
 import { NODE_ARGS, ROOT as root } from "./paths";
 
 const natsPort = Number(process.env.NATS_PORT || 4222);
-const transporter = process.env.TRANSPORTER || `nats://127.0.0.1:${natsPort}`;
+const externalTransporter = process.env.TRANSPORTER || null;
 const metricsBase = Number(process.env.METRICS_PORT || 3030);
 const dataDir = path.resolve(process.env.DATA_DIR || path.join(root, "data/cluster"));
 // One secret for every node: a token from one users node must be good on any other.
 const jwtSecret = process.env.JWT_SECRET || randomBytes(32).toString("hex");
+// One transit key for every node, never printed.
+const transitKey = process.env.TRANSIT_KEY || randomBytes(32).toString("hex");
+
+// Every node runs one service: its role on the bus, and its NATS user. The REPL joins as ops-1.
+const OPS_NODE_ID = "ops-1";
+const busNodes = busNodesOf(CLUSTER_LAYOUT, [OPS_NODE_ID]);
+const natsAuth = externalTransporter ? null : writeNatsConfig({ listen: `127.0.0.1:${natsPort}`, nodes: busNodes, env: process.env });
+const transporterFor = (role: BusRole) => externalTransporter ?? natsUrlFor(role, natsAuth!.passwords[role], `127.0.0.1:${natsPort}`);
 
 let nats: ChildProcess | null = null;
 const nodes: ChildProcess[] = [];
@@ -32,7 +48,9 @@ function pipeOutput(name: string, child: ChildProcess) {
 
 function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 	// Own process group: a Ctrl-C reaches this script only, which stops the nodes first and NATS last.
-	const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+	// No node gets the other roles' NATS passwords an operator may have set here.
+	const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^NATS_[A-Z]+_PASSWORD$/.test(key)));
+	const child = spawn(command, args, { cwd: root, env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
 	pipeOutput(name, child);
 	child.on("exit", (code, signal) => {
 		if (!stopping) console.log(`${name.padEnd(12)}| exited (${signal ?? code})`);
@@ -49,6 +67,7 @@ function stopAll() {
 	// NATS last, so that every node can say goodbye to the others.
 	void Promise.all(exits).then(() => {
 		nats?.kill("SIGTERM");
+		if (natsAuth) rmSync(natsAuth.dir, { recursive: true, force: true });
 		process.exit(0);
 	});
 }
@@ -56,8 +75,12 @@ function stopAll() {
 process.on("SIGINT", stopAll);
 process.on("SIGTERM", stopAll);
 
-if (!process.env.TRANSPORTER) {
-	nats = start("nats", "nats-server", ["-a", "127.0.0.1", "-p", String(natsPort)]);
+if (natsAuth) {
+	// What `npm run repl` needs to join this cluster (the ops user may call every node): private, like the config.
+	const opsEnv = path.join(natsAuth.dir, "ops.env");
+	writeFileSync(opsEnv, `NODEID=${OPS_NODE_ID}\nTRANSPORTER=${transporterFor("ops")}\nTRANSIT_KEY=${transitKey}\n`, { mode: 0o600 });
+	console.log(`NATS users and permissions: ${natsAuth.configFile}; to attach a REPL: env $(cat ${opsEnv}) npm run repl`);
+	nats = start("nats", "nats-server", ["-c", natsAuth.configFile]);
 	nats.on("error", err => {
 		console.error(`Cannot start nats-server (${err.message}); install it (apt-get install nats-server) or set TRANSPORTER.`);
 		process.exit(1);
@@ -71,14 +94,16 @@ setTimeout(
 			const child = start(node.nodeID, process.execPath, [...NODE_ARGS], {
 				NODEID: node.nodeID,
 				SERVICES: node.services.join(","),
-				TRANSPORTER: transporter,
+				TRANSPORTER: transporterFor(node.services.join(",") as BusRole),
+				TRANSIT_KEY: transitKey,
 				METRICS_PORT: String(metricsBase + 1 + i),
 				DATA_DIR: dataDir,
 				JWT_SECRET: jwtSecret
 			});
 			nodes.push(child);
 		});
-		console.log(`Cluster starting: ${CLUSTER_LAYOUT.length} nodes on ${transporter}, data in ${dataDir}, gateway on port ${process.env.PORT || 3000}`);
+		const where = externalTransporter ? externalTransporter.replace(/\/\/[^@/]*@/, "//***@") : `nats://127.0.0.1:${natsPort} (a user per role, encrypted)`;
+		console.log(`Cluster starting: ${CLUSTER_LAYOUT.length} nodes on ${where}, data in ${dataDir}, gateway on port ${process.env.PORT || 3000}`);
 	},
 	process.env.TRANSPORTER ? 0 : 300
 );

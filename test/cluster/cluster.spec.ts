@@ -1,12 +1,14 @@
 /**
- * The shop spread over nodes on a real nats-server: load balancing, fault isolation, settling and
- * crash recovery, with nodes killed by SIGKILL. Every process is started by this suite and killed
+ * The shop spread over nodes on a real nats-server, closed as in production (a NATS user per role
+ * with its subject permissions, packets encrypted with TRANSIT_KEY): load balancing, fault
+ * isolation, settling and crash recovery, with nodes killed by SIGKILL. Every process is started by this suite and killed
  * in afterAll, even when a test fails.
  *
  * Waits are for the exact state a test needs, asked of the nodes through an observer on the bus
  * (which node sees which service where), never a sleep nor the gateway's readiness as a proxy.
  */
 import { client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
+import { randomBytes } from "node:crypto";
 import { startNats, type NatsServer } from "../support/nats";
 import { startObserver, type Layout, type Observer } from "../support/observer";
 import { auditBooks } from "../support/books";
@@ -14,6 +16,8 @@ import { APPROVED_TEST_CARD } from "../../lib/cards";
 
 const ADMIN = { email: "admin@cluster.test", password: "admin-password-1" };
 const JWT_SECRET = "cluster-test-secret-0123456789";
+const TRANSIT_KEY = randomBytes(32);
+type Role = "api" | "users" | "inventory" | "orders" | "payments";
 
 jest.setTimeout(120_000);
 
@@ -27,14 +31,15 @@ describe("the shop on NATS", () => {
 	/** Stock of every product when the suite began: the start of the books. */
 	const initialStock = new Map<string, number>();
 
-	async function startNode(nodeID: string, services: string): Promise<ShopProcess> {
+	async function startNode(nodeID: string, services: Role): Promise<ShopProcess> {
 		const node = await startShop({
 			dataDir,
 			waitFor: services.includes("api") ? "ready" : "none",
 			env: {
 				NODEID: nodeID,
 				SERVICES: services,
-				TRANSPORTER: nats.url,
+				TRANSPORTER: nats.urlFor(services),
+				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
 				JWT_SECRET,
 				ADMIN_EMAIL: ADMIN.email,
 				ADMIN_PASSWORD: ADMIN.password,
@@ -70,8 +75,18 @@ describe("the shop on NATS", () => {
 	};
 
 	beforeAll(async () => {
-		nats = await startNats();
-		observer = await startObserver(nats.url);
+		// Every node id the suite starts, the later ones (payments-3, orders-2) included.
+		nats = await startNats({
+			auth: {
+				api: ["api-1"],
+				users: ["users-1"],
+				inventory: ["inventory-1", "inventory-2"],
+				orders: ["orders-1", "orders-2"],
+				payments: ["payments-1", "payments-2", "payments-3"],
+				ops: ["observer"]
+			}
+		});
+		observer = await startObserver(nats.urlFor("ops"), { nodeID: "observer", transitKey: TRANSIT_KEY });
 		dataDir = tempDataDir("shop-cluster-");
 		// Several nodes of one service start at the same moment on one DATA_DIR: start-up must be safe.
 		await Promise.all([

@@ -8,6 +8,7 @@
  * has both endpoints in its registry.
  */
 import { ServiceBroker } from "moleculer";
+import { natsTransporter, transitEncryption } from "../../lib/bus";
 
 /** Per service name, the ids of the nodes that must offer it (available); `[]` means no node may. */
 export type Layout = Record<string, string[]>;
@@ -29,11 +30,19 @@ interface ServiceItem {
 	nodeID: string;
 }
 
-export async function startObserver(natsUrl: string, nodeID = `observer-${process.pid}`): Promise<Observer> {
+export interface ObserverOptions {
+	nodeID?: string;
+	/** The shop's TRANSIT_KEY, when its nodes encrypt the bus. */
+	transitKey?: Buffer;
+}
+
+/** `natsUrl` carries the credentials of a user that may call every node (the `ops` role on a closed bus). */
+export async function startObserver(natsUrl: string, options: ObserverOptions = {}): Promise<Observer> {
 	const broker = new ServiceBroker({
 		namespace: "shop",
-		nodeID,
-		transporter: { type: "NATS", options: { url: natsUrl } },
+		nodeID: options.nodeID ?? `observer-${process.pid}`,
+		transporter: natsTransporter(natsUrl),
+		middlewares: options.transitKey ? [transitEncryption(options.transitKey)] : [],
 		logger: false,
 		// The shop's settings: a node killed with -9 leaves this registry within ~5 s.
 		heartbeatInterval: 1,

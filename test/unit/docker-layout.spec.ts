@@ -8,6 +8,7 @@ import path from "node:path";
 import { load } from "js-yaml";
 import { SERVICE_NAMES } from "../../lib/config";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
+import { composeNatsConfigText, passwordEnv, type BusRole } from "../../scripts/nats-auth";
 import packageJson from "../../package.json";
 
 const root = path.resolve(__dirname, "../..");
@@ -16,6 +17,8 @@ interface ComposeService {
 	environment?: Record<string, string>;
 	ports?: string[];
 	image?: string;
+	command?: string[];
+	volumes?: string[];
 }
 
 describe("docker/", () => {
@@ -36,10 +39,14 @@ describe("docker/", () => {
 		expect([...new Set(CLUSTER_LAYOUT.flatMap(node => node.services))].sort()).toEqual([...SERVICE_NAMES]);
 	});
 
-	it("joins every node to NATS and publishes only the gateway", () => {
+	it("joins every node to NATS as its role's user, with the transit key, and publishes only the gateway", () => {
 		for (const [name, service] of nodes) {
-			expect(`${name}: ${service.environment?.TRANSPORTER}`).toBe(`${name}: nats://nats:4222`);
+			const role = service.environment?.SERVICES as BusRole;
+			expect(`${name}: ${service.environment?.TRANSPORTER}`).toBe(`${name}: nats://${role}:\${${passwordEnv(role)}}@nats:4222`);
 			expect(service.environment?.JWT_SECRET).toBeDefined();
+			// Required (`:?`): compose refuses to start without it, as the node would.
+			expect(service.environment?.TRANSIT_KEY).toMatch(/^\$\{TRANSIT_KEY:\?/);
+			expect(service.environment?.NODE_ENV).toBe("production");
 		}
 		expect(nodes.filter(([, service]) => service.ports?.length).map(([name]) => name)).toEqual(["api-1"]);
 	});
@@ -58,5 +65,15 @@ describe("docker/", () => {
 		expect(copied.filter(source => /^(test|bench|scripts)\b/.test(source))).toEqual([]);
 		const ignored = readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n");
 		expect(ignored).toEqual(expect.arrayContaining(["test", "bench", "scripts"]));
+	});
+
+	it("closes the bus: nats-server reads docker/nats.conf, the users and permissions of this layout, every password required", () => {
+		const nats = compose.services.nats;
+		expect(nats.command).toEqual(["--config", "/etc/nats/shop.conf"]);
+		expect(nats.volumes).toEqual(["./nats.conf:/etc/nats/shop.conf:ro"]);
+		expect(readFileSync(path.join(root, "docker/nats.conf"), "utf8")).toBe(composeNatsConfigText(CLUSTER_LAYOUT));
+		for (const role of new Set(CLUSTER_LAYOUT.map(node => node.services.join(",") as BusRole))) {
+			expect(nats.environment?.[passwordEnv(role)]).toMatch(new RegExp(`^\\$\\{${passwordEnv(role)}:\\?`));
+		}
 	});
 });
