@@ -99,7 +99,13 @@ export class OrdersStore {
 	 * Newest first; one user's orders, or everyone's, optionally only those in one status or cancelled
 	 * for one reason (a reason counts once the order is `cancelled`, as clients see it).
 	 */
-	async list(query: { userId?: string; status?: OrderStatus; cancelReason?: CancelReason; limit: number; offset: number }): Promise<{ rows: StoredOrder[]; total: number }> {
+	async list(query: {
+		userId?: string;
+		status?: OrderStatus;
+		cancelReason?: CancelReason;
+		limit: number;
+		offset: number;
+	}): Promise<{ rows: StoredOrder[]; total: number }> {
 		const conditions: string[] = [];
 		const filter: SqlValue[] = [];
 		const where = (condition: (n: string) => string, value: SqlValue) => {
