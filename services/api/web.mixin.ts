@@ -5,8 +5,8 @@
  * Static files: moleculer-web's own `assets` setting (serve-static) answers every URL no `/api`
  * route takes. Around it: gzip/brotli (`compression`), caching (Vite names every built asset by its
  * content hash, so those are `immutable` for a year; the HTML pages are `no-cache`, so a new build
- * is seen on the next load) and the single-page apps' fallback (a path with no file extension is
- * that app's index.html, so a reload or a shared link of `/orders/<id>` or `/admin/cluster` works).
+ * is seen on the next load) and the single-page apps' fallback (an app's route is its index.html, so
+ * a reload or a shared link of `/orders/<id>` or `/admin/cluster` works).
  *
  * The cluster view reads the broker's own registry (`$node.list` with services) and each live
  * node's metrics (`$node.metrics`, called on that node), so it shows what Moleculer itself sees.
@@ -41,14 +41,21 @@ function setCachingHeaders(res: ServerResponse, filePath: string): void {
 	}
 }
 
-/** The page of the app a path belongs to, for paths that name no file (client-side routes). */
+/** The storefront's own routes (web/src/storefront/main.tsx); the back office routes everything under /admin. */
+const STOREFRONT_ROUTES = /^\/(?:cart|login|register|orders|orders\/[^/]+|products\/[^/]+)$/;
+
+/**
+ * The page a client-side route is served by (a reload, or a link shared, of `/orders/<id>` or
+ * `/admin/cluster`), or null: a file, or a path no app knows (a plain 404).
+ */
 export function spaFallback(url: string): string | null {
 	const [pathname, query = ""] = url.split(/\?(.*)/s, 2);
-	const last = pathname.slice(pathname.lastIndexOf("/") + 1);
-	if (last.includes(".")) return null;
-	const page = pathname === "/admin" || pathname.startsWith("/admin/") ? "/admin/index.html" : "/index.html";
+	const page = pathname === "/admin" || pathname.startsWith("/admin/") ? "/admin/index.html" : STOREFRONT_ROUTES.test(pathname) ? "/index.html" : null;
+	if (page === null || pathname.slice(pathname.lastIndexOf("/") + 1).includes(".")) return null;
 	return query ? `${page}?${query}` : page;
 }
+
+const API_PREFIX = /^\/api(?:[/?#]|$)/;
 
 type Serve = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
@@ -188,10 +195,11 @@ export const WebMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
 		if (!serve) return;
 		const compress = compression() as unknown as Serve;
 		(this as unknown as { serve: Serve }).serve = (req, res, next) => {
-			if (req.method === "GET" || req.method === "HEAD") {
-				const page = spaFallback(req.url ?? "/");
-				if (page) req.url = page;
-			}
+			// moleculer-web has cut a matching route's prefix off `req.url`: the path as the client sent it.
+			const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+			// What /api's routes do not know stays the API's 404, never a page.
+			if (API_PREFIX.test(url)) return next();
+			req.url = (req.method === "GET" || req.method === "HEAD" ? spaFallback(url) : null) ?? url;
 			compress(req, res, err => (err ? next(err) : serve(req, res, next)));
 		};
 	}

@@ -78,7 +78,8 @@ export function AdminOrders({ params }: { params: URLSearchParams }) {
 			{answer && (
 				<table class="lines">
 					<caption>
-						{answer.total} orders{status ? `, ${status}` : ""}
+						{answer.total} order{answer.total === 1 ? "" : "s"}
+						{status ? `, ${status}` : ""}
 						{cancelReason ? `, ${CANCEL_REASONS[cancelReason] ?? cancelReason}` : ""} (newest first, refreshed every {REFRESH_MS / 1000} s)
 					</caption>
 					<thead>

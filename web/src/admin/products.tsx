@@ -194,7 +194,8 @@ export function Products({ params }: { params: URLSearchParams }) {
 			{answer && (
 				<table class="lines">
 					<caption>
-						{answer.total} products{search ? ` matching “${search}”` : ""}
+						{answer.total} product{answer.total === 1 ? "" : "s"}
+						{search ? ` matching “${search}”` : ""}
 					</caption>
 					<thead>
 						<tr>

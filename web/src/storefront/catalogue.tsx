@@ -69,7 +69,7 @@ export function Catalogue({ params }: { params: URLSearchParams }) {
 							? search
 								? `Nothing matches “${search}”.`
 								: "The catalogue is empty."
-							: `${answer.total} products${search ? ` matching “${search}”` : ""}`}
+							: `${answer.total} product${answer.total === 1 ? "" : "s"}${search ? ` matching “${search}”` : ""}`}
 					</p>
 					<ul class="products">
 						{answer.rows.map(product => (
@@ -82,7 +82,7 @@ export function Catalogue({ params }: { params: URLSearchParams }) {
 									<p>
 										<Stock stock={product.stock} />
 									</p>
-									<button type="button" disabled={product.stock === 0} onClick={() => add(product)} aria-label={`Add ${product.name} to cart`}>
+									<button type="button" disabled={product.stock === 0} onClick={() => add(product)} aria-label={`Add to cart: ${product.name}`}>
 										Add to cart
 									</button>
 								</article>
