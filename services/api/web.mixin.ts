@@ -69,7 +69,6 @@ interface RegistryNode {
 	hostname?: string;
 	cpu?: number | null;
 	lastHeartbeatTime?: number | null;
-	offlineSince?: number | null;
 	services?: Array<{ name: string }>;
 }
 
@@ -81,13 +80,19 @@ interface MetricSnapshot {
 
 export interface ClusterNode {
 	id: string;
-	/** Sends heartbeats: false (grey) once none arrived within the heartbeat timeout. */
+	/**
+	 * Sends heartbeats: false (grey) once none arrived within the heartbeat timeout. Moleculer's
+	 * registry applies that rule on a timer of the same period (so it notices between one and two
+	 * timeouts late); here it is applied to the registry's own heartbeat times when asked.
+	 */
 	available: boolean;
+	/** Seconds since its last heartbeat arrived (0 for the gateway itself). */
+	silentFor: number;
 	/** The node answering this request (the gateway). */
 	local: boolean;
 	hostname: string | null;
 	cpu: number | null;
-	/** When its last heartbeat arrived, or when it went offline. */
+	/** When its last heartbeat arrived. */
 	lastSeen: string | null;
 	services: string[];
 	/** Requests this node handled since it started (its own counters); null when it cannot be asked. */
@@ -128,7 +133,9 @@ function requestCounts(metrics: MetricSnapshot[]): Pick<ClusterNode, "requests" 
 	return { requests, errors, actions };
 }
 
-const iso = (ms: number | null | undefined) => (typeof ms === "number" && ms > 0 ? new Date(ms).toISOString() : null);
+/** The registry stamps heartbeats with this process's `Math.round(process.uptime())`: as a date. */
+const fromUptime = (seconds: number | null | undefined) =>
+	typeof seconds === "number" ? new Date(Date.now() - (process.uptime() - seconds) * 1000).toISOString() : null;
 
 // --- The mixin -------------------------------------------------------------------------------------
 
@@ -147,10 +154,13 @@ export const WebMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
 			cache: false,
 			async handler(ctx: Context<unknown, ShopMeta>): Promise<ClusterAnswer> {
 				const listed = await ctx.call<RegistryNode[], { withServices: boolean }>("$node.list", { withServices: true });
+				const timeout = this.broker.options.heartbeatTimeout ?? 15;
 				const nodes = await Promise.all(
 					listed.map(async (node): Promise<ClusterNode> => {
 						const services = (node.services ?? []).map(service => service.name).filter(isShopService);
-						const counted = node.available
+						const silentFor = node.local || node.lastHeartbeatTime == null ? 0 : Math.max(0, Math.round(process.uptime()) - node.lastHeartbeatTime);
+						const available = node.available && silentFor <= timeout;
+						const counted = available
 							? await ctx
 									.call<MetricSnapshot[], { includes: string[] }>(
 										"$node.metrics",
@@ -161,11 +171,12 @@ export const WebMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
 							: null;
 						return {
 							id: node.id,
-							available: node.available,
+							available,
+							silentFor,
 							local: node.local,
 							hostname: node.hostname ?? null,
 							cpu: typeof node.cpu === "number" ? node.cpu : null,
-							lastSeen: node.local ? new Date().toISOString() : iso(node.available ? node.lastHeartbeatTime : (node.offlineSince ?? node.lastHeartbeatTime)),
+							lastSeen: node.local ? new Date().toISOString() : fromUptime(node.lastHeartbeatTime),
 							services,
 							requests: counted?.requests ?? null,
 							errors: counted?.errors ?? null,
@@ -179,7 +190,7 @@ export const WebMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
 				);
 				return {
 					gateway: this.broker.nodeID,
-					heartbeatTimeout: this.broker.options.heartbeatTimeout ?? 15,
+					heartbeatTimeout: timeout,
 					services,
 					ready: Object.values(services).every(ids => ids.length > 0),
 					nodes,

@@ -15,6 +15,7 @@ const REFRESH_MS = 2000;
 interface ClusterNode {
 	id: string;
 	available: boolean;
+	silentFor: number;
 	local: boolean;
 	hostname: string | null;
 	cpu: number | null;
@@ -45,13 +46,13 @@ function NodeCard({ node, previous, seconds }: { node: ClusterNode; previous?: C
 		<li class={node.available ? "node" : "node node-gone"} aria-labelledby={`node-${node.id}`}>
 			<h3 id={`node-${node.id}`}>{node.id}</h3>
 			<p>
-				<span class={`badge ${node.available ? "badge-up" : "badge-down"}`}>{node.available ? "Up" : "Gone: no heartbeat"}</span>
+				<span class={`badge ${node.available ? "badge-up" : "badge-down"}`}>{node.available ? "Up" : `Gone: no heartbeat for ${node.silentFor} s`}</span>
 				{node.local && " · this gateway"}
 			</p>
 			<dl>
 				<dt>Services</dt>
 				<dd>{node.services.length > 0 ? node.services.join(", ") : "none"}</dd>
-				<dt>{node.available ? "Last heartbeat" : "Offline since"}</dt>
+				<dt>Last heartbeat</dt>
 				<dd>{node.lastSeen ? dateTime(node.lastSeen) : "unknown"}</dd>
 				{node.cpu !== null && (
 					<>
