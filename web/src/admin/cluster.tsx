@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { get } from "../shared/api";
 import { explain } from "../shared/errors";
-import { dateTime } from "../shared/format";
+import { dateTime, timeOfDay } from "../shared/format";
 import { Notice, PageTitle, useInterval } from "../shared/ui";
 import { relogin, token } from "./state";
 
@@ -53,7 +53,7 @@ function NodeCard({ node, previous, seconds }: { node: ClusterNode; previous?: C
 				<dt>Services</dt>
 				<dd>{node.services.length > 0 ? node.services.join(", ") : "none"}</dd>
 				<dt>Last heartbeat</dt>
-				<dd>{node.lastSeen ? dateTime(node.lastSeen) : "unknown"}</dd>
+				<dd>{node.lastSeen ? timeOfDay(node.lastSeen) : "unknown"}</dd>
 				{node.cpu !== null && (
 					<>
 						<dt>CPU</dt>

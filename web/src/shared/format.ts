@@ -4,6 +4,8 @@ export const money = (cents: number) => dollars.format(cents / 100);
 
 const when = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "medium" });
 export const dateTime = (iso: string) => when.format(new Date(iso));
+const clock = new Intl.DateTimeFormat("en-US", { timeStyle: "medium" });
+export const timeOfDay = (iso: string) => clock.format(new Date(iso));
 
 /** "12 s", "3 min", "2 h": how long ago. */
 export function age(iso: string, now = Date.now()): string {
