@@ -10,7 +10,7 @@ export default tseslint.config(
 	js.configs.recommended,
 	tseslint.configs.recommended,
 	{
-		files: ["**/*.ts"],
+		files: ["**/*.ts", "**/*.tsx"],
 		languageOptions: {
 			parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname }
 		},
@@ -25,6 +25,27 @@ export default tseslint.config(
 		// JSON answers are typed `any` on purpose in the tests' HTTP client (each test checks what it reads).
 		files: ["test/**/*.ts", "bench/**/*.ts"],
 		rules: { "@typescript-eslint/no-explicit-any": "off" }
+	},
+	{
+		// The browser side (web/, its own tsconfig): browser globals, no Node ones.
+		files: ["web/**/*.ts", "web/**/*.tsx", "web/**/*.mjs"],
+		languageOptions: {
+			globals: {
+				window: "readonly",
+				document: "readonly",
+				location: "readonly",
+				history: "readonly",
+				localStorage: "readonly",
+				sessionStorage: "readonly",
+				crypto: "readonly",
+				fetch: "readonly",
+				URL: "readonly",
+				URLSearchParams: "readonly",
+				AbortController: "readonly",
+				DOMException: "readonly",
+				Intl: "readonly"
+			}
+		}
 	},
 	{
 		// CommonJS config files (jest.config.js); the `globals` package is not a dependency of ours.

@@ -14,6 +14,7 @@ import { toErrorBody, validationError } from "../../lib/errors";
 import { restAliases, type RestSource } from "../../lib/rest-aliases";
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
+import { WebMixin, webRestSource } from "./web.mixin";
 
 /** Every other service of this build: readiness means all of them answer. */
 export const BACKEND_SERVICES = SERVICE_NAMES.filter(name => name !== "api");
@@ -30,6 +31,7 @@ function backendSchemas(): RestSource[] {
 const config = shopConfig();
 const aliases = restAliases([
 	{ name: "api", settings: { rest: "/health" }, actions: { health: { rest: "GET /" }, ready: { rest: "GET /ready" } } },
+	webRestSource,
 	...backendSchemas()
 ]);
 const aliasTable = (filter: (action: string) => boolean) =>
@@ -97,7 +99,7 @@ export interface ReadyAnswer {
 
 const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	name: "api",
-	mixins: [ApiGateway, AuthMixin],
+	mixins: [ApiGateway, AuthMixin, WebMixin],
 
 	settings: {
 		port: config.port,

@@ -18,7 +18,7 @@ import { shopConfig } from "../../lib/config";
 import { invalidState, notFound, outOfStock, paymentDeclined, validationError } from "../../lib/errors";
 import { answerStatus, mergeLines, orderTotal, priceLines, toPublicOrder } from "../../lib/order-rules";
 import { idRule, pageParams, pageWindow, toPage, type IdParams, type PageParams } from "../../lib/params";
-import type { Order, Page, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
+import type { CancelReason, Order, OrderStatus, Page, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
 import { createDbMixin } from "../../mixins/db.mixin";
 import type { GetManyParams } from "../inventory/inventory.service";
 import { InFlightOrders } from "./in-flight";
@@ -34,7 +34,16 @@ export interface CreateOrderParams {
 	items: StockLine[];
 	payment: { card: string };
 }
-export type ListOrdersParams = PageParams;
+export interface ListOrdersParams extends PageParams {
+	status?: OrderStatus;
+	cancelReason?: CancelReason;
+}
+
+/** What `GET /orders` answers an admin: each order also names the node attending it (who holds the card of a pending one). */
+export type AdminOrder = Order & { ownerNode: string };
+
+const ORDER_STATUSES: OrderStatus[] = ["pending", "confirmed", "cancelled"];
+const CANCEL_REASONS: CancelReason[] = ["out_of_stock", "payment_declined", "payment_failed", "cancelled_by_user"];
 
 /** How long a replay waits for the first attempt (maybe on another node) to record its answer. */
 const REPLAY_WAIT_MS = 4000;
@@ -134,11 +143,22 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 		list: {
 			rest: "GET /",
 			auth: "user",
-			params: { ...pageParams, $$strict: "remove" },
-			async handler(ctx: Context<ListOrdersParams, ShopMeta>): Promise<Page<Order>> {
+			params: {
+				...pageParams,
+				status: { type: "enum", values: ORDER_STATUSES, optional: true },
+				cancelReason: { type: "enum", values: CANCEL_REASONS, optional: true },
+				$$strict: "remove"
+			},
+			async handler(ctx: Context<ListOrdersParams, ShopMeta>): Promise<Page<Order | AdminOrder>> {
 				const user = ctx.meta.user!;
-				const { rows, total } = await this.store.list({ userId: user.role === "admin" ? undefined : user.id, ...pageWindow(ctx.params) });
-				return toPage(rows.map(toPublicOrder), total, ctx.params);
+				const admin = user.role === "admin";
+				const { status, cancelReason } = ctx.params;
+				const { rows, total } = await this.store.list({ userId: admin ? undefined : user.id, status, cancelReason, ...pageWindow(ctx.params) });
+				return toPage(
+					rows.map(order => (admin ? { ...toPublicOrder(order), ownerNode: order.ownerNode } : toPublicOrder(order))),
+					total,
+					ctx.params
+				);
 			}
 		},
 

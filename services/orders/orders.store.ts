@@ -1,5 +1,5 @@
 /** The orders database: the only code that knows its table (see orders.migrations.ts). */
-import type { Database } from "../../lib/db/database";
+import type { Database, SqlValue } from "../../lib/db/database";
 import { finishableFrom } from "../../lib/order-rules";
 import type { CancelReason, OrderItem, OrderStatus } from "../../lib/types";
 
@@ -95,18 +95,35 @@ export class OrdersStore {
 		return row && toStored(row);
 	}
 
-	/** Newest first; one user's orders, or everyone's. */
-	async list(query: { userId?: string; limit: number; offset: number }): Promise<{ rows: StoredOrder[]; total: number }> {
-		const where = query.userId !== undefined ? "WHERE user_id = $1" : "";
-		const filter = query.userId !== undefined ? [query.userId] : [];
+	/**
+	 * Newest first; one user's orders, or everyone's, optionally only those in one status or cancelled
+	 * for one reason (a reason counts once the order is `cancelled`, as clients see it).
+	 */
+	async list(query: {
+		userId?: string;
+		status?: OrderStatus;
+		cancelReason?: CancelReason;
+		limit: number;
+		offset: number;
+	}): Promise<{ rows: StoredOrder[]; total: number }> {
+		const conditions: string[] = [];
+		const filter: SqlValue[] = [];
+		const where = (condition: (n: string) => string, value: SqlValue) => {
+			filter.push(value);
+			conditions.push(condition(`$${filter.length}`));
+		};
+		if (query.userId !== undefined) where(n => `user_id = ${n}`, query.userId);
+		if (query.status !== undefined) where(n => `status = ${n}`, query.status);
+		if (query.cancelReason !== undefined) where(n => `status = 'cancelled' AND cancel_reason = ${n}`, query.cancelReason);
+		const whereClause = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
 		const next = filter.length;
 		const [rows, counted] = await Promise.all([
-			this.db.all<OrderRow>(`SELECT * FROM orders ${where} ORDER BY created_at DESC, id DESC LIMIT $${next + 1} OFFSET $${next + 2}`, [
+			this.db.all<OrderRow>(`SELECT * FROM orders ${whereClause} ORDER BY created_at DESC, id DESC LIMIT $${next + 1} OFFSET $${next + 2}`, [
 				...filter,
 				query.limit,
 				query.offset
 			]),
-			this.db.one<{ total: number }>(`SELECT COUNT(*) AS total FROM orders ${where}`, filter)
+			this.db.one<{ total: number }>(`SELECT COUNT(*) AS total FROM orders ${whereClause}`, filter)
 		]);
 		return { rows: rows.map(toStored), total: counted?.total ?? 0 };
 	}

@@ -129,8 +129,8 @@ function shopClient(shop: Shop) {
 		cancel(id: string, user: AuthUser = alice) {
 			return broker.call<Order, object>("orders.cancel", { id }, { meta: metaOf(user) });
 		},
-		list(user: AuthUser, params: { page?: number; pageSize?: number } = {}) {
-			return broker.call<Page<Order>, object>("orders.list", params, { meta: metaOf(user) });
+		list(user: AuthUser, params: { page?: number; pageSize?: number; status?: string; cancelReason?: string } = {}) {
+			return broker.call<Page<Order & { ownerNode?: string }>, object>("orders.list", params, { meta: metaOf(user) });
 		},
 		payments(orderId: string) {
 			return broker.call<{ rows: Payment[] }, object>("payments.list", { orderId }, { meta: metaOf(admin) }).then(answer => answer.rows);
@@ -603,6 +603,33 @@ describe("orders service", () => {
 			expect(all.total).toBe(stored);
 			const users = new Set(all.rows.map(order => order.userId));
 			expect([...users].sort()).toEqual(expect.arrayContaining([alice.id, bob.id, carol.id]));
+		});
+		it("filters the list by status and by cancel reason; an admin also sees the node attending each order", async () => {
+			const dave: AuthUser = { id: "user-dave", email: "dave@shop.test", role: "customer" };
+			const p = await product(10);
+			const confirmed = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, dave);
+			const declined = await client.create([{ productId: p.id, quantity: 1 }], DECLINED, dave);
+			const cancelled = await client.create([{ productId: p.id, quantity: 1 }], APPROVED, dave);
+			await client.cancel(cancelled.order!.id, dave);
+			expect(declined.error).toMatchObject({ code: 402 });
+
+			const ids = (page: Page<Order>) => page.rows.map(order => order.id);
+			expect(ids(await client.list(dave, { status: "confirmed" }))).toEqual([confirmed.order!.id]);
+			const allCancelled = await client.list(dave, { status: "cancelled" });
+			expect(allCancelled.total).toBe(2);
+			expect(allCancelled.rows.map(order => order.cancelReason).sort()).toEqual(["cancelled_by_user", "payment_declined"]);
+			expect(ids(await client.list(dave, { cancelReason: "cancelled_by_user" }))).toEqual([cancelled.order!.id]);
+			expect((await client.list(dave, { cancelReason: "payment_declined" })).rows).toHaveLength(1);
+			expect((await client.list(dave, { status: "pending" })).total).toBe(0);
+			// A customer's list never shows bookkeeping; an admin's names the attending node.
+			expect(allCancelled.rows[0]).not.toHaveProperty("ownerNode");
+			const adminView = await client.list(admin, { cancelReason: "cancelled_by_user", pageSize: 100 });
+			expect(adminView.rows.map(order => order.id)).toContain(cancelled.order!.id);
+			expect(adminView.rows.every(order => order.cancelReason === "cancelled_by_user" && typeof order.ownerNode === "string")).toBe(true);
+
+			expect.assertions(12);
+			await expect(client.list(dave, { status: "shipped" })).rejects.toMatchObject({ code: 422, type: "VALIDATION_ERROR" });
+			await expect(client.list(dave, { cancelReason: "lost" })).rejects.toMatchObject({ code: 422, type: "VALIDATION_ERROR" });
 		});
 	});
 

@@ -1,0 +1,89 @@
+/** Small accessible building blocks both apps share. */
+import type { ComponentChildren } from "preact";
+import { useEffect, useId, useRef } from "preact/hooks";
+
+/**
+ * The page's heading: focused when the page changes, so a screen reader announces the new page and
+ * the keyboard starts from it; also the document's title.
+ */
+export function PageTitle({ children, title }: { children: ComponentChildren; title: string }) {
+	const ref = useRef<HTMLHeadingElement>(null);
+	useEffect(() => {
+		document.title = title;
+		ref.current?.focus();
+	}, [title]);
+	return (
+		<h1 ref={ref} tabIndex={-1}>
+			{children}
+		</h1>
+	);
+}
+
+/** An error (role alert: read out at once) or a piece of news (role status: read out politely). */
+export function Notice({ kind, children }: { kind: "error" | "info" | "success"; children: ComponentChildren }) {
+	if (children == null || children === "" || children === false) return null;
+	return (
+		<p class={`notice notice-${kind}`} role={kind === "error" ? "alert" : "status"}>
+			{children}
+		</p>
+	);
+}
+
+interface InputProps {
+	label: string;
+	type?: "text" | "email" | "password" | "number" | "search";
+	autoComplete?: string;
+	inputMode?: "text" | "numeric" | "decimal" | "email";
+	required?: boolean;
+	maxLength?: number;
+	min?: number;
+	max?: number;
+	value: string;
+	onValue: (value: string) => void;
+	error?: string;
+	hint?: string;
+}
+
+/** A labelled input; its error is shown under it and tied to it (aria-invalid, aria-describedby). */
+export function Field({ label, value, onValue, error, hint, type = "text", ...rest }: InputProps) {
+	const id = useId();
+	const described = [hint ? `${id}-hint` : "", error ? `${id}-error` : ""].filter(Boolean).join(" ") || undefined;
+	return (
+		<div class="field">
+			<label for={id}>{label}</label>
+			<input
+				id={id}
+				type={type as "text"}
+				value={value}
+				onInput={event => onValue((event.currentTarget as HTMLInputElement).value)}
+				aria-invalid={error ? "true" : undefined}
+				aria-describedby={described}
+				{...rest}
+			/>
+			{hint && (
+				<small id={`${id}-hint`} class="hint">
+					{hint}
+				</small>
+			)}
+			{error && (
+				<small id={`${id}-error`} class="field-error">
+					{error}
+				</small>
+			)}
+		</div>
+	);
+}
+
+/** Calls `tick` now and every `ms` while `active`; stops on unmount. */
+export function useInterval(tick: () => void, ms: number, active = true): void {
+	const saved = useRef(tick);
+	saved.current = tick;
+	useEffect(() => {
+		if (!active) return;
+		const timer = setInterval(() => saved.current(), ms);
+		return () => clearInterval(timer);
+	}, [ms, active]);
+}
+
+/** A fresh random key for a request that must not run twice (an order): 32 hex digits. */
+export const newKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), byte => byte.toString(16).padStart(2, "0")).join("");
