@@ -296,7 +296,10 @@ const UsersService: ServiceSchema<UsersSettings, UsersMethods, UsersVars> = {
 				await this.ensureAdmin(this.settings.admin.email, this.settings.admin.password);
 			} catch (err) {
 				// One clear line and exit 1, as for any bad configuration (moleculer.config.ts does the same before start).
-				if (err instanceof ConfigError) this.broker.fatal(`Configuration error: ${err.message}`, undefined, true);
+				if (err instanceof ConfigError) {
+					this.logger.fatal(`Configuration error: ${err.message}`);
+					process.exit(1);
+				}
 				throw err;
 			}
 		}
