@@ -9,7 +9,8 @@
  * threads unless UV_THREADPOOL_SIZE says otherwise. Unbounded, a burst of registrations or logins
  * takes every thread and each database statement waits behind whole hashes. So at most
  * HASH_CONCURRENCY hashes run at once (half the pool), the rest wait in a short queue; a queue
- * that is full, or a wait that outlives its caller's patience, is answered 503 at once.
+ * that is full, or a hash that could no longer finish before its caller gives up, is answered 503
+ * at once instead of being computed for nobody.
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from "node:crypto";
 import { Errors } from "moleculer";
@@ -33,33 +34,49 @@ const THREAD_POOL_SIZE = Math.max(1, Math.trunc(Number(process.env.UV_THREADPOOL
 export const HASH_CONCURRENCY = Math.max(1, Math.floor(THREAD_POOL_SIZE / 2));
 /** Hashes that may wait for a slot; beyond that a caller gets 503 at once instead of a timeout later. */
 const MAX_WAITING = 64;
-/** A hash that waited this long is not started: its caller (5 s request timeout) would rather get a prompt 503. */
-const MAX_WAIT_MS = 3000;
+/**
+ * A hash must finish within this long of being asked for: the broker's 5 s request timeout, less a
+ * margin for the reads and the write around it. One that could not (by how long hashes of its cost
+ * have lately taken) is not started: its caller gets a prompt 503 rather than a timeout.
+ */
+const BUDGET_MS = 4500;
 
 interface Waiter {
 	resolve(): void;
 	reject(err: Error): void;
+	/** When the hash must be done, and how long one of its cost takes. */
 	deadline: number;
+	expectedMs: number;
 }
 let running = 0;
 const waiting: Waiter[] = [];
 
+/** Recent duration of a hash per N (a moving average), to judge whether a waiter can still make it. */
+const typicalMs = new Map<number, number>();
+function recordDuration(n: number, ms: number): void {
+	const before = typicalMs.get(n);
+	typicalMs.set(n, before === undefined ? ms : before * 0.8 + ms * 0.2);
+}
+
 const busy = () => new Errors.MoleculerError("Too many password checks at once; please try again shortly", 503, "SERVICE_NOT_AVAILABLE", { service: "users" });
 
-/** Runs `work` in one of the HASH_CONCURRENCY slots, waiting (boundedly) for one. */
-async function inHashSlot<T>(work: () => Promise<T>): Promise<T> {
+/** Runs a hash of scrypt N = `n` in one of the HASH_CONCURRENCY slots, waiting (boundedly) for one. */
+async function inHashSlot<T>(n: number, work: () => Promise<T>): Promise<T> {
 	if (running < HASH_CONCURRENCY) {
 		running++;
 	} else {
 		if (waiting.length >= MAX_WAITING) throw busy();
-		await new Promise<void>((resolve, reject) => waiting.push({ resolve, reject, deadline: Date.now() + MAX_WAIT_MS }));
+		const expectedMs = typicalMs.get(n) ?? 0;
+		await new Promise<void>((resolve, reject) => waiting.push({ resolve, reject, deadline: Date.now() + BUDGET_MS, expectedMs }));
 	}
+	const started = Date.now();
 	try {
 		return await work();
 	} finally {
-		// Hand the slot straight to the next waiter still in time; the late ones are told at once.
+		recordDuration(n, Date.now() - started);
+		// Hand the slot straight to the next waiter that can still finish in time; the others are told at once.
 		let next: Waiter | undefined;
-		while ((next = waiting.shift()) && Date.now() > next.deadline) next.reject(busy());
+		while ((next = waiting.shift()) && Date.now() + next.expectedMs > next.deadline) next.reject(busy());
 		if (next) next.resolve();
 		else running--;
 	}
@@ -82,6 +99,7 @@ const maxmemFor = ({ N, r, p }: ScryptParams) => 128 * N * r + 128 * r * p + 16 
 function scrypt(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
 	const options: ScryptOptions = { ...params, maxmem: maxmemFor(params) };
 	return inHashSlot(
+		params.N,
 		() =>
 			new Promise<Buffer>((resolve, reject) =>
 				scryptCallback(password.normalize("NFC"), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)))

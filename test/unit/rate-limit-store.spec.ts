@@ -4,6 +4,7 @@
  */
 import type { ApiRouteSchema } from "moleculer-web";
 import ApiService from "../../services/api/api.service";
+import { SlidingWindowStore } from "../../services/api/rate-limit-store";
 
 interface LimitStore {
 	inc(key: string): number | Promise<number>;
@@ -65,5 +66,18 @@ describe("rate limits of login and register", () => {
 		jest.advanceTimersByTime(window * 2 + 1);
 		await count(store, "10.9.9.9");
 		expect(sized.size).toBe(1);
+	});
+
+	it("past maxKeys live addresses, forgets the least recently seen one", () => {
+		const store = new SlidingWindowStore(60_000, { limit: 2, maxKeys: 3 });
+		for (const key of ["a", "b", "c"]) store.inc(key);
+		store.inc("a"); // a is now the most recently seen
+		store.inc("d");
+		expect(store.size).toBe(3);
+		// b was forgotten (a fresh count), a was kept (its second hit, then refused).
+		expect(store.inc("b")).toBe(1);
+		expect(store.inc("a")).toBe(3);
+		expect(store.retryAfterSeconds("a")).toBe(60);
+		store.close();
 	});
 });

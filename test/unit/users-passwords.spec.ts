@@ -1,6 +1,7 @@
 /** lib/passwords.ts: scrypt's cost, old hashes, and a hashing queue that leaves libuv's threads to the databases. */
 import { stat } from "node:fs/promises";
-import { DEFAULT_PASSWORD_HASH_COST, hashPassword, HASH_CONCURRENCY, needsRehash, verifyPassword } from "../../lib/passwords";
+import { ConfigError, loadConfig } from "../../lib/config";
+import { DEFAULT_PASSWORD_HASH_COST, hashingLoad, hashPassword, HASH_CONCURRENCY, needsRehash, verifyPassword } from "../../lib/passwords";
 
 describe("password hashing", () => {
 	it("hashes with scrypt N >= 2^17 by default, the parameters in the stored format", async () => {
@@ -43,5 +44,32 @@ describe("password hashing", () => {
 		expect(hashesDone).toBe(0);
 		await Promise.all(hashes);
 		expect(hashesDone).toBe(8);
+	});
+
+	it("answers 503 at once when too many hashes are waiting, rather than letting callers time out", async () => {
+		const outcomes = await Promise.allSettled(Array.from({ length: 80 }, (_, i) => hashPassword(`burst ${i}`, 14)));
+		const refused = outcomes.filter(outcome => outcome.status === "rejected");
+		expect(outcomes.length - refused.length).toBeGreaterThanOrEqual(HASH_CONCURRENCY);
+		expect(refused.length).toBeGreaterThanOrEqual(80 - HASH_CONCURRENCY - 64);
+		for (const outcome of refused) expect((outcome as PromiseRejectedResult).reason).toMatchObject({ code: 503, type: "SERVICE_NOT_AVAILABLE" });
+		expect(hashingLoad()).toEqual({ running: 0, waiting: 0 });
+	});
+});
+
+describe("configuration of accounts and limits", () => {
+	it("REGISTER_RATE_LIMIT is 10 by default, PASSWORD_HASH_COST 17", () => {
+		expect(loadConfig({})).toMatchObject({ registerRateLimit: 10, passwordHashCost: 17 });
+		expect(loadConfig({ REGISTER_RATE_LIMIT: "25", PASSWORD_HASH_COST: "15" })).toMatchObject({ registerRateLimit: 25, passwordHashCost: 15 });
+	});
+
+	it.each([
+		["REGISTER_RATE_LIMIT", "0"],
+		["REGISTER_RATE_LIMIT", "ten"],
+		["PASSWORD_HASH_COST", "13"],
+		["PASSWORD_HASH_COST", "21"],
+		["PASSWORD_HASH_COST", "16.5"]
+	])("refuses %s=%s with a line naming it", (key, value) => {
+		expect(() => loadConfig({ [key]: value })).toThrow(ConfigError);
+		expect(() => loadConfig({ [key]: value })).toThrow(new RegExp(`^${key} `));
 	});
 });
