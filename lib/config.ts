@@ -41,6 +41,11 @@ export interface ShopConfig {
 	metricsPort: number;
 	/** Logins allowed per client address and minute. */
 	loginRateLimit: number;
+	// --- Accounts and abuse limits (users service, gateway) ---
+	/** Registrations allowed per client address in any minute (sliding window). */
+	registerRateLimit: number;
+	/** scrypt's cost as log2 of N for new password hashes (17: N = 131072, 128 MiB per hash). */
+	passwordHashCost: number;
 	/** How long the orders service waits for a payment before answering 202 pending. */
 	paymentTimeoutMs: number;
 	/** A service's own database: `<SERVICE>_DB`, or its SQLite file in DATA_DIR. */
@@ -147,6 +152,21 @@ function checkDbUrl(key: string, raw: string): string {
 	return raw;
 }
 
+/** The lowest and highest PASSWORD_HASH_COST: 2^14 was this shop's first cost; 2^20 needs 1 GiB a hash. */
+export const PASSWORD_HASH_COST_RANGE = { min: 14, max: 20, default: 17 } as const;
+
+function parsePasswordHashCost(env: Env): number {
+	const raw = env.PASSWORD_HASH_COST;
+	if (raw == null || raw === "") return PASSWORD_HASH_COST_RANGE.default;
+	const cost = Number(raw);
+	if (!Number.isInteger(cost) || cost < PASSWORD_HASH_COST_RANGE.min || cost > PASSWORD_HASH_COST_RANGE.max) {
+		throw new ConfigError(
+			`PASSWORD_HASH_COST must be an integer from ${PASSWORD_HASH_COST_RANGE.min} to ${PASSWORD_HASH_COST_RANGE.max} (scrypt N = 2^cost), got "${raw}"`
+		);
+	}
+	return cost;
+}
+
 export function loadConfig(env: Env = process.env): ShopConfig {
 	const production = env.NODE_ENV === "production";
 
@@ -198,6 +218,9 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 		seedDemo: parseBoolean(env, "SEED_DEMO", !production),
 		metricsPort: parsePort(env, "METRICS_PORT", 3030),
 		loginRateLimit: parsePositiveInt(env, "LOGIN_RATE_LIMIT", 10),
+		// Accounts and abuse limits
+		registerRateLimit: parsePositiveInt(env, "REGISTER_RATE_LIMIT", 10),
+		passwordHashCost: parsePasswordHashCost(env),
 		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1000),
 		dbUrl: service => dbUrls.get(service) ?? `sqlite:${path.join(dataDir, `${service}.sqlite`)}`,
 		transitKey

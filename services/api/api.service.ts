@@ -8,19 +8,17 @@
 import type { ServerResponse } from "node:http";
 import path from "node:path";
 import type { Context, ServiceSchema } from "moleculer";
-import ApiGateway, { type ApiRouteSchema, type ApiSettingsSchema, type IncomingRequest } from "moleculer-web";
+import ApiGateway, { type ApiRouteSchema, type ApiSettingsSchema, type IncomingRequest, type RateLimitSettings } from "moleculer-web";
 import { SERVICE_NAMES, SERVICES_DIR, shopConfig } from "../../lib/config";
 import { toErrorBody, validationError } from "../../lib/errors";
 import { restAliases, type RestSource } from "../../lib/rest-aliases";
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
+import { SlidingWindowStore } from "./rate-limit-store";
 import { WebMixin, webRestSource } from "./web.mixin";
 
 /** Every other service of this build: readiness means all of them answer. */
 export const BACKEND_SERVICES = SERVICE_NAMES.filter(name => name !== "api");
-
-/** Actions limited per client address (brute force on passwords). */
-const RATE_LIMITED_ACTIONS = new Set(["users.login"]);
 
 /** The services' schemas, for their `rest` lines: loaded from their folders, as moleculer-runner loads them. */
 function backendSchemas(): RestSource[] {
@@ -36,6 +34,61 @@ const aliases = restAliases([
 ]);
 const aliasTable = (filter: (action: string) => boolean) =>
 	Object.fromEntries(aliases.filter(alias => filter(alias.action)).map(alias => [alias.route, alias.action]));
+
+/**
+ * Actions limited per client address, each on a route of its own with its own count: login
+ * (password guessing) and register (each one hashes a password, and floods of them slowed the shop).
+ */
+const RATE_LIMITED_ROUTES = [
+	{ name: "login", action: "users.login", limit: config.loginRateLimit },
+	{ name: "register", action: "users.register", limit: config.registerRateLimit }
+];
+const RATE_LIMITED_ACTIONS = new Set(RATE_LIMITED_ROUTES.map(route => route.action));
+
+/** The socket's address: X-Forwarded-For is the client's to forge. */
+const clientAddress = (req: { socket: { remoteAddress?: string } }) => req.socket.remoteAddress ?? "unknown";
+
+/** `limit` a minute per client address, in a sliding window (see rate-limit-store.ts). */
+const perAddressLimit = (limit: number): RateLimitSettings => ({
+	window: 60_000,
+	limit,
+	headers: true,
+	key: clientAddress,
+	StoreFactory: SlidingWindowStore
+});
+
+/**
+ * The X-Request-ID (or X-Correlation-ID) a client sent, if it is one we can echo and pass on: 1 to
+ * 128 visible ASCII characters (no spaces, no control characters, nothing a log or a header could
+ * choke on). Anything else is not refused (it is tracing metadata, not the request: a proxy adding
+ * a long id must not break a valid call, and the contract has no error for headers), it is replaced
+ * by the id Moleculer generates for the call, and never logged.
+ */
+export const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+function requestIdOf(req: IncomingRequest): string | undefined {
+	const sent = req.headers["x-correlation-id"] ?? req.headers["x-request-id"];
+	return typeof sent === "string" && REQUEST_ID.test(sent) ? sent : undefined;
+}
+
+/** Methods whose input is the body: the query string may not add to it or override it. */
+const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/**
+ * A write's params, rebuilt from the body and the path's `:params` only (moleculer-web merges the
+ * query string over the body, so `?email=` replaced the body's email). Path params win, as in
+ * moleculer-web: `PATCH /products/:id` changes the product its path names, whatever the body says.
+ */
+function writeParams(
+	req: IncomingRequest & { body?: unknown; $params?: Record<string, unknown> },
+	alias: { keys?: Array<{ name: string | number }> } | undefined
+) {
+	// As moleculer-web takes a body (any object: an array's items become "0", "1", ... and fail the schema).
+	const params: Record<string, unknown> = { ...(typeof req.body === "object" && req.body !== null ? (req.body as Record<string, unknown>) : {}) };
+	for (const { name } of alias?.keys ?? []) {
+		if (req.$params && name in req.$params) params[name] = req.$params[name];
+	}
+	return params;
+}
 
 /** A UTF-16 code unit of a surrogate pair without its other half: not Unicode text. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -79,7 +132,14 @@ const commonRoute: ApiRouteSchema = {
 	authentication: true,
 	authorization: true,
 	bodyParsers: { json: { strict: true, limit: "1mb", reviver: jsonReviver }, urlencoded: false },
-	onBeforeCall(ctx: Context<unknown, ShopMeta>, _route: unknown, req: IncomingRequest & { $params?: unknown }) {
+	onBeforeCall(
+		ctx: Context<unknown, ShopMeta>,
+		_route: unknown,
+		req: IncomingRequest & { $params?: Record<string, unknown> },
+		_res: ServerResponse,
+		alias?: { keys?: Array<{ name: string | number }> }
+	) {
+		if (WRITE_METHODS.has(req.method ?? "")) req.$params = writeParams(req, alias);
 		const field = fieldWithNul(req.$params);
 		if (field !== null) throw validationError(field, "Text must not contain the NUL character (U+0000)", "stringNul");
 		const key = req.headers["idempotency-key"];
@@ -91,6 +151,13 @@ const commonRoute: ApiRouteSchema = {
 		return data;
 	}
 };
+
+/** Seconds until the limited route lets this client in again (its sliding window's oldest hit expires). */
+function retryAfterSeconds(req: IncomingRequest): number {
+	const limit = (req as IncomingRequest & { $route?: { rateLimit?: { store?: unknown } } }).$route?.rateLimit;
+	const seconds = limit?.store instanceof SlidingWindowStore ? limit.store.retryAfterSeconds(clientAddress(req)) : 0;
+	return seconds > 0 ? seconds : 60;
+}
 
 export interface ReadyAnswer {
 	status: "ready" | "degraded";
@@ -111,19 +178,17 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		// Never: request params carry card numbers and passwords, answers carry tokens.
 		logRequestParams: null,
 		logResponseData: null,
+		// The client's X-Request-ID, when it is sane (see requestIdOf); else the call's own generated id.
+		rootCallOptions: function (this: unknown, options: { requestID?: string }, req: IncomingRequest) {
+			options.requestID = requestIdOf(req);
+		} as unknown as ApiSettingsSchema["rootCallOptions"],
 		routes: [
-			{
+			...RATE_LIMITED_ROUTES.map(({ name, action, limit }) => ({
 				...commonRoute,
-				name: "login",
-				aliases: aliasTable(action => RATE_LIMITED_ACTIONS.has(action)),
-				rateLimit: {
-					window: 60_000,
-					limit: config.loginRateLimit,
-					headers: true,
-					// The socket's address: X-Forwarded-For is the client's to forge.
-					key: req => req.socket.remoteAddress ?? "unknown"
-				}
-			},
+				name,
+				aliases: aliasTable(candidate => candidate === action),
+				rateLimit: perAddressLimit(limit)
+			})),
 			{
 				...commonRoute,
 				name: "rest",
@@ -141,7 +206,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 			if (res.headersSent) return;
 			res.setHeader("Content-Type", "application/json; charset=utf-8");
 			if (body.code === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="shop"');
-			if (body.code === 429) res.setHeader("Retry-After", "60");
+			if (body.code === 429) res.setHeader("Retry-After", String(retryAfterSeconds(req)));
 			res.writeHead(body.code);
 			res.end(JSON.stringify(body));
 		}

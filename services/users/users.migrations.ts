@@ -19,5 +19,12 @@ export const migrations: Migration[] = [
 				updated_at VARCHAR(30) NOT NULL
 			)`);
 		}
+	},
+	{
+		name: "users-002-token-version",
+		async up({ context: { sql } }) {
+			// Every access token carries its user's version; bumping it (new password, new role) revokes them all.
+			await sql.run("ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0");
+		}
 	}
 ];

@@ -1,9 +1,14 @@
+import { randomBytes, scryptSync } from "node:crypto";
 import jwt from "jsonwebtoken";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
 import type { AuthUser, ShopMeta, User } from "../../lib/types";
-import UsersService, { type AuthResult, type LoginParams, type RegisterParams } from "../../services/users/users.service";
+import * as passwords from "../../lib/passwords";
+import UsersService, { type AuthResult, type LoginParams, type RegisterParams, type SetRoleParams } from "../../services/users/users.service";
 import type { UsersStore } from "../../services/users/users.store";
-import { countRows, dbOf, JWT_SECRET, metaOf, storeOf, tempDir, unitSettings } from "./helpers";
+import { countRows, dbOf, JWT_SECRET, metaOf, storeOf, tempDir, unitSettings, waitFor } from "./helpers";
+
+/** The unit settings, with the cheapest scrypt cost the service accepts (the default's format and cost are in users-passwords.spec.ts). */
+const settingsIn = (dir?: string) => ({ ...unitSettings(dir).users, passwordHashCost: 14 });
 
 /** How many accounts have this email, straight from the database. */
 const accountsWithEmail = (broker: ServiceBroker, email: string) =>
@@ -11,7 +16,7 @@ const accountsWithEmail = (broker: ServiceBroker, email: string) =>
 
 describe("users service", () => {
 	const broker = new ServiceBroker({ logger: false, transporter: null, cacher: "Memory" });
-	broker.createService({ name: "users", mixins: [UsersService], settings: unitSettings().users } as ServiceSchema);
+	broker.createService({ name: "users", mixins: [UsersService], settings: settingsIn() } as ServiceSchema);
 
 	beforeAll(() => broker.start());
 	afterAll(() => broker.stop());
@@ -64,6 +69,17 @@ describe("users service", () => {
 			expect(await accountsWithEmail(broker, "bob@example.com")).toBe(1);
 			// The first account keeps its password.
 			await expect(login({ email: "bob@example.com", password: "password123" })).resolves.toHaveProperty("user.name", "Bob");
+		});
+
+		it("checks a taken email before hashing: a 409 costs no scrypt", async () => {
+			await register({ email: "taken@example.com", password: "password123", name: "Taken" });
+			const hashing = jest.spyOn(passwords, "hashPassword");
+			try {
+				await expect(register({ email: "Taken@Example.com", password: "another-pass", name: "Again" })).rejects.toMatchObject({ code: 409 });
+				expect(hashing).not.toHaveBeenCalled();
+			} finally {
+				hashing.mockRestore();
+			}
 		});
 
 		it.each([
@@ -145,18 +161,29 @@ describe("users service", () => {
 			await expect(resolveToken(expired)).rejects.toMatchObject({ code: 401, type: "UNAUTHORIZED" });
 		});
 
+		it("answers 401 for a well-signed token without an expiry", async () => {
+			const forever = jwt.sign({ role: "customer" }, JWT_SECRET!, { subject: dave.user.id, algorithm: "HS256" });
+			expect((jwt.decode(forever) as jwt.JwtPayload).exp).toBeUndefined();
+			await expect(resolveToken(forever)).rejects.toMatchObject({ code: 401, type: "UNAUTHORIZED" });
+		});
+
+		it("answers 401 for a well-signed token of an older token version", async () => {
+			const old = jwt.sign({ role: "customer", ver: -1 }, JWT_SECRET!, { subject: dave.user.id, algorithm: "HS256", expiresIn: "1h" });
+			await expect(resolveToken(old)).rejects.toMatchObject({ code: 401, type: "UNAUTHORIZED" });
+		});
+
 		it("answers 401 for an unsigned ('alg: none') token", async () => {
 			const unsigned = jwt.sign({ role: "admin" }, "", { subject: dave.user.id, algorithm: "none" });
 			await expect(resolveToken(unsigned)).rejects.toMatchObject({ code: 401, type: "UNAUTHORIZED" });
 		});
 
 		it("answers 401 for a well-signed token of a user that does not exist", async () => {
-			const ghost = jwt.sign({ role: "admin" }, JWT_SECRET!, { subject: "00000000-0000-0000-0000-000000000000" });
+			const ghost = jwt.sign({ role: "admin" }, JWT_SECRET!, { subject: "00000000-0000-0000-0000-000000000000", expiresIn: "1h" });
 			await expect(resolveToken(ghost)).rejects.toMatchObject({ code: 401, type: "UNAUTHORIZED" });
 		});
 
 		it("takes the role from the database, not from the token's claims", async () => {
-			const claimsAdmin = jwt.sign({ role: "admin" }, JWT_SECRET!, { subject: dave.user.id });
+			const claimsAdmin = jwt.sign({ role: "admin", ver: 0 }, JWT_SECRET!, { subject: dave.user.id, expiresIn: "1h" });
 			await expect(resolveToken(claimsAdmin)).resolves.toMatchObject({ id: dave.user.id, role: "customer" });
 		});
 	});
@@ -185,7 +212,7 @@ describe("users service: the admin account from ADMIN_EMAIL / ADMIN_PASSWORD", (
 	 */
 	async function startWith(admin: { email: string; password: string } | null) {
 		const broker = new ServiceBroker({ logger: false, transporter: null });
-		broker.createService({ name: "users", mixins: [UsersService], settings: { ...unitSettings(tmp.dir).users, admin } } as ServiceSchema);
+		broker.createService({ name: "users", mixins: [UsersService], settings: { ...settingsIn(tmp.dir), admin } } as ServiceSchema);
 		await broker.start();
 		return broker;
 	}
@@ -215,21 +242,170 @@ describe("users service: the admin account from ADMIN_EMAIL / ADMIN_PASSWORD", (
 		}
 	});
 
-	it("promotes an existing customer account named by ADMIN_EMAIL to admin", async () => {
+	it("refuses to start when ADMIN_EMAIL names a customer's account: that account is not promoted, its token stays a customer's", async () => {
 		const plain = await startWith(null);
+		let customerToken: string;
 		try {
-			const { user } = await plain.call<AuthResult, RegisterParams>("users.register", { email: "boss@shop.test", password: "customer-pass", name: "Boss" });
-			expect(user.role).toBe("customer");
+			const answer = await plain.call<AuthResult, RegisterParams>("users.register", { email: "boss@shop.test", password: "customer-pass", name: "Boss" });
+			expect(answer.user.role).toBe("customer");
+			customerToken = answer.token;
 		} finally {
 			await plain.stop();
 		}
 
-		const promoted = await startWith({ email: "Boss@Shop.test", password: "admin-pass-123" });
+		// As the process would: the users service refuses with one line, and the node exits 1.
+		const exit = jest.spyOn(process, "exit").mockImplementation(() => undefined as never);
+		const refused = new ServiceBroker({ logger: false, transporter: null });
+		refused.createService({
+			name: "users",
+			mixins: [UsersService],
+			settings: { ...settingsIn(tmp.dir), admin: { email: "Boss@Shop.test", password: "admin-pass-123" } }
+		} as ServiceSchema);
 		try {
-			await expect(login(promoted, "boss@shop.test", "admin-pass-123")).resolves.toHaveProperty("user.role", "admin");
-			await expect(login(promoted, "boss@shop.test", "customer-pass")).rejects.toMatchObject({ code: 401 });
+			await refused.start().catch(() => undefined);
+			expect(exit).toHaveBeenCalledWith(1);
 		} finally {
-			await promoted.stop();
+			exit.mockRestore();
+			await refused.stop();
 		}
+
+		const after = await startWith(null);
+		try {
+			await expect(login(after, "boss@shop.test", "customer-pass")).resolves.toHaveProperty("user.role", "customer");
+			await expect(login(after, "boss@shop.test", "admin-pass-123")).rejects.toMatchObject({ code: 401 });
+			await expect(after.call("users.resolveToken", { token: customerToken! })).resolves.toMatchObject({ role: "customer" });
+		} finally {
+			await after.stop();
+		}
+	});
+
+	it("a new ADMIN_PASSWORD revokes the admin's earlier tokens; an unchanged one keeps them", async () => {
+		const first = await startWith({ email: "keeper@shop.test", password: "first-admin-password" });
+		let token: string;
+		try {
+			token = (await login(first, "keeper@shop.test", "first-admin-password")).token;
+		} finally {
+			await first.stop();
+		}
+		const same = await startWith({ email: "keeper@shop.test", password: "first-admin-password" });
+		try {
+			await expect(same.call("users.resolveToken", { token: token! })).resolves.toMatchObject({ role: "admin" });
+		} finally {
+			await same.stop();
+		}
+		const changed = await startWith({ email: "keeper@shop.test", password: "second-admin-password" });
+		try {
+			await expect(changed.call("users.resolveToken", { token: token! })).rejects.toMatchObject({ code: 401, type: "UNAUTHORIZED" });
+			const fresh = await login(changed, "keeper@shop.test", "second-admin-password");
+			await expect(changed.call("users.resolveToken", { token: fresh.token })).resolves.toMatchObject({ role: "admin" });
+		} finally {
+			await changed.stop();
+		}
+	});
+
+	it("an earlier ADMIN_EMAIL's account stays admin; users.setRole demotes it and revokes its tokens", async () => {
+		const first = await startWith({ email: "old-admin@shop.test", password: "old-admin-password" });
+		let oldToken: string;
+		try {
+			oldToken = (await login(first, "old-admin@shop.test", "old-admin-password")).token;
+		} finally {
+			await first.stop();
+		}
+		const second = await startWith({ email: "new-admin@shop.test", password: "new-admin-password" });
+		try {
+			await expect(second.call("users.resolveToken", { token: oldToken! })).resolves.toMatchObject({ role: "admin" });
+			const demoted = await second.call<User, SetRoleParams>("users.setRole", { email: "OLD-admin@shop.test", role: "customer" });
+			expect(demoted).toMatchObject({ email: "old-admin@shop.test", role: "customer" });
+			await expect(second.call("users.resolveToken", { token: oldToken! })).rejects.toMatchObject({ code: 401 });
+			await expect(login(second, "old-admin@shop.test", "old-admin-password")).resolves.toHaveProperty("user.role", "customer");
+			// The configured admin cannot be demoted while ADMIN_EMAIL names it: the next start would refuse.
+			await expect(second.call("users.setRole", { email: "new-admin@shop.test", role: "customer" })).rejects.toMatchObject({
+				code: 409,
+				type: "INVALID_STATE"
+			});
+			await expect(second.call("users.setRole", { email: "nobody@shop.test", role: "admin" })).rejects.toMatchObject({ code: 404 });
+		} finally {
+			await second.stop();
+		}
+	});
+});
+
+describe("users service: token revocation across nodes", () => {
+	const tmp = tempDir("users-revoke-");
+	afterAll(() => tmp.remove());
+
+	it("a role change is seen at once by every node, though each cached the token's resolution", async () => {
+		const namespace = `revoke-${process.pid}-${Date.now()}`;
+		const nodes = ["users-a", "users-b"].map(nodeID => {
+			const broker = new ServiceBroker({ namespace, nodeID, logger: false, transporter: "Fake", cacher: "Memory" });
+			broker.createService({ name: "users", mixins: [UsersService], settings: settingsIn(tmp.dir) } as ServiceSchema);
+			return broker;
+		});
+		await Promise.all(nodes.map(broker => broker.start()));
+		try {
+			const [a, b] = nodes;
+			await waitFor(() => b.registry.getServiceList({ onlyAvailable: true }).some(s => s.name === "users" && s.nodeID === "users-a"));
+			const { token, user } = await a.call<AuthResult, RegisterParams>("users.register", {
+				email: "frank@shop.test",
+				password: "frank-password",
+				name: "Frank"
+			});
+			// Each node resolves (and caches) the token itself.
+			for (const broker of nodes)
+				await expect(broker.call("users.resolveToken", { token })).resolves.toEqual({ id: user.id, email: "frank@shop.test", role: "customer" });
+			expect(b.cacher).toBeDefined();
+
+			await a.call("users.setRole", { email: "frank@shop.test", role: "admin" });
+			await expect(a.call("users.resolveToken", { token })).rejects.toMatchObject({ code: 401 });
+			await waitFor(
+				async () => (await b.call("users.resolveToken", { token }).catch((err: { code?: number }) => err.code)) === 401,
+				3000,
+				"node b to drop the token"
+			);
+			// A new login gives a token with the new role on every node.
+			const fresh = await b.call<AuthResult, LoginParams>("users.login", { email: "frank@shop.test", password: "frank-password" });
+			for (const broker of nodes) await expect(broker.call("users.resolveToken", { token: fresh.token })).resolves.toMatchObject({ role: "admin" });
+		} finally {
+			await Promise.all(nodes.map(broker => broker.stop()));
+		}
+	});
+});
+
+describe("users service: password hashes of an older cost", () => {
+	const broker = new ServiceBroker({ logger: false, transporter: null });
+	// The service's default cost (PASSWORD_HASH_COST unset): what production runs.
+	broker.createService({ name: "users", mixins: [UsersService], settings: unitSettings().users } as ServiceSchema);
+	beforeAll(() => broker.start());
+	afterAll(() => broker.stop());
+
+	/** A hash as this shop wrote them before the cost was raised: scrypt N=2^14, r=8, p=1. */
+	function legacyHash(password: string): string {
+		const salt = randomBytes(16);
+		const key = scryptSync(password, salt, 32, { N: 16384, r: 8, p: 1 });
+		return ["scrypt", 16384, 8, 1, salt.toString("base64"), key.toString("base64")].join("$");
+	}
+
+	it("still verifies, and is re-hashed at the current cost on a successful login (same tokens kept)", async () => {
+		const { user, token } = await broker.call<AuthResult, RegisterParams>("users.register", {
+			email: "legacy@example.com",
+			password: "legacy-password",
+			name: "Legacy"
+		});
+		const db = dbOf(broker.getLocalService("users"));
+		const planted = legacyHash("legacy-password");
+		await db.write(sql => sql.run("UPDATE users SET password_hash = $1 WHERE id = $2", [planted, user.id]));
+
+		// A wrong password does not touch the stored hash.
+		await expect(broker.call("users.login", { email: "legacy@example.com", password: "wrong-password" })).rejects.toMatchObject({ code: 401 });
+		expect((await storeOf<UsersStore>(broker.getLocalService("users")).findById(user.id))!.passwordHash).toBe(planted);
+
+		await expect(broker.call("users.login", { email: "legacy@example.com", password: "legacy-password" })).resolves.toHaveProperty("user.id", user.id);
+		const upgraded = (await storeOf<UsersStore>(broker.getLocalService("users")).findById(user.id))!.passwordHash;
+		const [scheme, n] = upgraded.split("$");
+		expect(scheme).toBe("scrypt");
+		expect(Number(n)).toBeGreaterThanOrEqual(2 ** 17);
+		// Same password, new hash: the login works with it, and the earlier token is not revoked.
+		await expect(broker.call("users.login", { email: "legacy@example.com", password: "legacy-password" })).resolves.toHaveProperty("user.id", user.id);
+		await expect(broker.call("users.resolveToken", { token })).resolves.toMatchObject({ id: user.id });
 	});
 });
