@@ -14,6 +14,7 @@ import { toErrorBody, validationError } from "../../lib/errors";
 import { restAliases, type RestSource } from "../../lib/rest-aliases";
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
+import { DrainMixin } from "./drain.mixin";
 
 /** Every other service of this build: readiness means all of them answer. */
 export const BACKEND_SERVICES = SERVICE_NAMES.filter(name => name !== "api");
@@ -97,7 +98,7 @@ export interface ReadyAnswer {
 
 const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	name: "api",
-	mixins: [ApiGateway, AuthMixin],
+	mixins: [ApiGateway, AuthMixin, DrainMixin],
 
 	settings: {
 		port: config.port,
