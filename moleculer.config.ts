@@ -7,6 +7,7 @@
  */
 import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
 import { natsTransporter, transitEncryption } from "./lib/bus";
+import { BoundedCacher, CACHE_LIMITS, validatedKeygen } from "./lib/cacher";
 import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
 
 function configOrExit(): ShopConfig {
@@ -100,8 +101,10 @@ const brokerConfig: BrokerOptions = {
 	bulkhead: { enabled: false },
 
 	// Catalogue reads are cached where they are served; product changes clean it on every node.
+	// Bounded (lib/cacher.ts: an LRU of at most 5,000 entries and 8 MB of JSON, entries dropped at
+	// their TTL even when read) and keyed on the params as validated, so no client can fill memory.
 	// maxParamsLength: long keys (access tokens) are hashed, so no token appears in a cache key or its log line.
-	cacher: { type: "Memory", options: { ttl: 30, clone: false, maxParamsLength: 60 } },
+	cacher: new BoundedCacher({ ...CACHE_LIMITS, ttl: 30, maxParamsLength: 60, keygen: validatedKeygen() }),
 
 	validator: true,
 

@@ -14,6 +14,7 @@ import { toErrorBody, validationError } from "../../lib/errors";
 import { restAliases, type RestSource } from "../../lib/rest-aliases";
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
+import { DrainMixin } from "./drain.mixin";
 import { SlidingWindowStore } from "./rate-limit-store";
 import { WebMixin, webRestSource } from "./web.mixin";
 
@@ -166,7 +167,7 @@ export interface ReadyAnswer {
 
 const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	name: "api",
-	mixins: [ApiGateway, AuthMixin, WebMixin],
+	mixins: [ApiGateway, AuthMixin, WebMixin, DrainMixin],
 
 	settings: {
 		port: config.port,

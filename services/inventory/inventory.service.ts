@@ -14,6 +14,7 @@ import { DEMO_PRODUCTS } from "../../lib/demo-catalogue";
 import { alreadyExists, invalidState, notFound, outOfStock } from "../../lib/errors";
 import { idRule, pageParams, pageWindow, toPage, type IdParams, type OrderRefParams, type PageParams } from "../../lib/params";
 import type { Page, Product, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
+import { validatedKeygen } from "../../lib/cacher";
 import { createDbMixin, type DbSettings, type DbVars } from "../../mixins/db.mixin";
 import { migrations } from "./inventory.migrations";
 import { InventoryStore, type HoldStatus } from "./inventory.store";
@@ -52,6 +53,13 @@ export interface HoldAnswer {
 	status: HoldStatus;
 }
 
+/**
+ * A search's ASCII letters in lower case, an empty one as none: what `listProducts` matches alike.
+ * Only ASCII: SQLite's lower() folds nothing else, so "É" and "é" may find different products.
+ */
+const foldAsciiCase = (search: unknown) =>
+	typeof search === "string" && search !== "" ? search.replace(/[A-Z]+/g, letters => letters.toLowerCase()) : undefined;
+
 /** Ten million dollars, in cents: a price above it is a typo, not a product. */
 const MAX_PRICE = 1_000_000_000;
 const MAX_STOCK = 1_000_000_000;
@@ -88,7 +96,9 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 	actions: {
 		list: {
 			rest: "GET /",
-			cache: { keys: ["page", "pageSize", "search"] },
+			// Keyed on the params as validated (page=01 is page=1, the search trimmed), and on the search's ASCII
+			// letters in one case: the search ignores their case on every dialect (lower() on both sides).
+			cache: { keys: ["page", "pageSize", "search"], keygen: validatedKeygen(({ search, ...params }) => ({ ...params, search: foldAsciiCase(search) })) },
 			params: {
 				...pageParams,
 				search: { type: "string", trim: true, max: 200, optional: true },

@@ -28,6 +28,8 @@ interface SettleVars {
 	cardRetries: Map<string, CardRetry>;
 	settleTimer: NodeJS.Timeout | null;
 	settling: boolean;
+	/** The service is stopping: no new pass, and a pass under way ends after the order it is on. */
+	settleStopped: boolean;
 	startedAt: number;
 }
 
@@ -87,14 +89,17 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars & SettleVa
 
 		/** One pass: card retries that are due, then orphaned unfinished orders. */
 		async settleUnfinished(): Promise<void> {
-			if (this.settling) return;
+			if (this.settling || this.settleStopped) return;
 			this.settling = true;
 			try {
 				const now = Date.now();
 				for (const [orderId, retry] of this.cardRetries) {
+					if (this.settleStopped) return;
 					if (retry.nextAttemptAt <= now && !this.inFlight.has(orderId)) await retryWithCard(this, orderId, retry);
 				}
+				if (this.settleStopped) return;
 				for (const order of await this.store.unfinished(PASS_SIZE)) {
+					if (this.settleStopped) return;
 					if (this.inFlight.has(order.id) || this.cardRetries.has(order.id) || !isOrphan(this, order)) continue;
 					const ctx = this.broker.ContextFactory.create(this.broker);
 					const outcome = order.cancelReason ? await this.compensate(ctx, order, order.cancelReason) : await this.resolveWithoutCard(ctx, order);
@@ -113,6 +118,7 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars & SettleVa
 		this.cardRetries = new Map();
 		this.settleTimer = null;
 		this.settling = false;
+		this.settleStopped = false;
 	},
 
 	async started() {
@@ -123,7 +129,9 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars & SettleVa
 		this.settleTimer.unref();
 	},
 
+	/** Before the database closes (mixins/db.mixin.ts): what is left unfinished is the next start's. */
 	async stopped() {
+		this.settleStopped = true;
 		if (this.settleTimer) clearInterval(this.settleTimer);
 		while (this.settling) await new Promise(resolve => setTimeout(resolve, 20));
 	}
