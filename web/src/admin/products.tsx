@@ -5,7 +5,7 @@ import { call, get, query, type Page, type Product } from "../shared/api";
 import { explain } from "../shared/errors";
 import { money, toCents } from "../shared/format";
 import { navigate } from "../shared/router";
-import { Field, Notice, PageTitle } from "../shared/ui";
+import { Field, Notice, Pager, PageTitle } from "../shared/ui";
 import { relogin, token } from "./state";
 
 type Panel = { mode: "create" } | { mode: "edit"; product: Product } | { mode: "restock"; product: Product } | null;
@@ -226,19 +226,7 @@ export function Products({ params }: { params: URLSearchParams }) {
 					</tbody>
 				</table>
 			)}
-			{answer && answer.totalPages > 1 && (
-				<nav aria-label="Pages" class="pager">
-					<button type="button" disabled={page <= 1} onClick={() => go({ page: page - 1 })}>
-						Previous page
-					</button>
-					<span>
-						Page {answer.page} of {answer.totalPages}
-					</span>
-					<button type="button" disabled={page >= answer.totalPages} onClick={() => go({ page: page + 1 })}>
-						Next page
-					</button>
-				</nav>
-			)}
+			{answer && <Pager page={answer.page} totalPages={answer.totalPages} onPage={p => go({ page: p })} />}
 		</>
 	);
 }

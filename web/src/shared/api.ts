@@ -1,5 +1,7 @@
 /** The shop's REST API, as the browser calls it: JSON in and out, the contract's error body turned into an ApiError. */
 
+import type { Order as ServiceOrder, User } from "../../../lib/types";
+
 export interface FieldError {
 	field: string;
 	message: string;
@@ -78,66 +80,16 @@ export const get = <T>(path: string, options?: CallOptions) => call<T>("GET", pa
 
 // --- The contract's shapes ---------------------------------------------------------------------------
 
-export type Role = "customer" | "admin";
-export interface User {
-	id: string;
-	email: string;
-	name: string;
-	role: Role;
-	createdAt: string;
-}
+// The contract's shapes, as the services declare them in lib/types.ts (type-only: nothing of lib/ is bundled).
+export type { CancelReason, OrderItem, OrderStatus, Page, Payment, Product, Role, User } from "../../../lib/types";
+
 export interface Session {
 	user: User;
 	token: string;
 }
-export interface Product {
-	id: string;
-	sku: string;
-	name: string;
-	description: string;
-	price: number;
-	currency: "USD";
-	stock: number;
-	createdAt: string;
-	updatedAt: string;
-}
-export interface Page<T> {
-	rows: T[];
-	total: number;
-	page: number;
-	pageSize: number;
-	totalPages: number;
-}
-export type OrderStatus = "pending" | "confirmed" | "cancelled";
-export type CancelReason = "out_of_stock" | "payment_declined" | "payment_failed" | "cancelled_by_user";
-export interface OrderItem {
-	productId: string;
-	sku: string;
-	name: string;
-	quantity: number;
-	unitPrice: number;
-}
-export interface Order {
-	id: string;
-	userId: string;
-	status: OrderStatus;
-	items: OrderItem[];
-	total: number;
-	currency: "USD";
-	cancelReason: CancelReason | null;
-	createdAt: string;
-	updatedAt: string;
-	/** Only in an admin's list: the node attending the order. */
+/** An order; an admin's list also names the node attending it. */
+export interface Order extends ServiceOrder {
 	ownerNode?: string;
-}
-export interface Payment {
-	id: string;
-	orderId: string;
-	amount: number;
-	currency: "USD";
-	status: "captured" | "declined" | "refunded";
-	cardLast4: string;
-	createdAt: string;
 }
 
 export function query(params: Record<string, string | number | undefined | null>): string {

@@ -87,3 +87,21 @@ export function useInterval(tick: () => void, ms: number, active = true): void {
 
 /** A fresh random key for a request that must not run twice (an order): 32 hex digits. */
 export const newKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), byte => byte.toString(16).padStart(2, "0")).join("");
+
+/** Previous / next page of a paged list, with where the reader is; nothing when everything fits on one page. */
+export function Pager({ page, totalPages, onPage }: { page: number; totalPages: number; onPage: (page: number) => void }) {
+	if (totalPages <= 1) return null;
+	return (
+		<nav aria-label="Pages" class="pager">
+			<button type="button" disabled={page <= 1} onClick={() => onPage(page - 1)}>
+				Previous page
+			</button>
+			<span>
+				Page {page} of {totalPages}
+			</span>
+			<button type="button" disabled={page >= totalPages} onClick={() => onPage(page + 1)}>
+				Next page
+			</button>
+		</nav>
+	);
+}

@@ -4,7 +4,7 @@ import { get, query, type Page, type Product } from "../shared/api";
 import { explain } from "../shared/errors";
 import { money } from "../shared/format";
 import { navigate } from "../shared/router";
-import { Notice, PageTitle } from "../shared/ui";
+import { Notice, Pager, PageTitle } from "../shared/ui";
 import { addToCart, MAX_QUANTITY } from "./state";
 
 const PAGE_SIZE = 12;
@@ -89,19 +89,7 @@ export function Catalogue({ params }: { params: URLSearchParams }) {
 							</li>
 						))}
 					</ul>
-					{answer.totalPages > 1 && (
-						<nav aria-label="Pages" class="pager">
-							<button type="button" disabled={page <= 1} onClick={() => go({ page: page - 1 })}>
-								Previous page
-							</button>
-							<span>
-								Page {answer.page} of {answer.totalPages}
-							</span>
-							<button type="button" disabled={page >= answer.totalPages} onClick={() => go({ page: page + 1 })}>
-								Next page
-							</button>
-						</nav>
-					)}
+					<Pager page={answer.page} totalPages={answer.totalPages} onPage={p => go({ page: p })} />
 				</>
 			)}
 		</>

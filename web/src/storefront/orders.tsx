@@ -4,7 +4,7 @@ import { call, get, query, type Order, type Page, type Payment } from "../shared
 import { explain } from "../shared/errors";
 import { CANCEL_REASONS, dateTime, money } from "../shared/format";
 import { navigate } from "../shared/router";
-import { Notice, PageTitle, useInterval } from "../shared/ui";
+import { Notice, Pager, PageTitle, useInterval } from "../shared/ui";
 import { session } from "./state";
 
 /** How often a pending order is asked for again. */
@@ -86,19 +86,7 @@ export function Orders({ params }: { params: URLSearchParams }) {
 					</tbody>
 				</table>
 			)}
-			{answer && answer.totalPages > 1 && (
-				<nav aria-label="Pages" class="pager">
-					<button type="button" disabled={page <= 1} onClick={() => navigate(`/orders${query({ page: page - 1 })}`)}>
-						Previous page
-					</button>
-					<span>
-						Page {answer.page} of {answer.totalPages}
-					</span>
-					<button type="button" disabled={page >= answer.totalPages} onClick={() => navigate(`/orders${query({ page: page + 1 })}`)}>
-						Next page
-					</button>
-				</nav>
-			)}
+			{answer && <Pager page={answer.page} totalPages={answer.totalPages} onPage={p => navigate(`/orders${query({ page: p })}`)} />}
 		</>
 	);
 }
