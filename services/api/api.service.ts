@@ -14,6 +14,7 @@ import { toErrorBody, validationError } from "../../lib/errors";
 import { restAliases, type RestSource } from "../../lib/rest-aliases";
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
+import { ChaosMixin, chaosRestSource } from "./chaos.mixin";
 import { WebMixin, webRestSource } from "./web.mixin";
 
 /** Every other service of this build: readiness means all of them answer. */
@@ -32,6 +33,7 @@ const config = shopConfig();
 const aliases = restAliases([
 	{ name: "api", settings: { rest: "/health" }, actions: { health: { rest: "GET /" }, ready: { rest: "GET /ready" } } },
 	webRestSource,
+	chaosRestSource,
 	...backendSchemas()
 ]);
 const aliasTable = (filter: (action: string) => boolean) =>
@@ -99,7 +101,7 @@ export interface ReadyAnswer {
 
 const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	name: "api",
-	mixins: [ApiGateway, AuthMixin, WebMixin],
+	mixins: [ApiGateway, AuthMixin, WebMixin, ChaosMixin],
 
 	settings: {
 		port: config.port,
