@@ -57,6 +57,10 @@ export function printTable(helpers: ReplHelpers, header: string[], rows: unknown
 /** What to print for an error: its name and message (never a stack; no params, so no secret). */
 export function explain(err: unknown): string {
 	const e = err as { name?: unknown; message?: unknown; data?: unknown } | null;
+	// A validation error: what is wrong with each field.
+	if (Array.isArray(e?.data) && e.data.every(item => typeof (item as { message?: unknown })?.message === "string")) {
+		return (e.data as Array<{ message: string }>).map(item => item.message).join("; ");
+	}
 	const data = e?.data && typeof e.data === "object" ? ` ${JSON.stringify(e.data)}` : "";
 	return `${String(e?.name ?? "Error")}: ${String(e?.message ?? err)}${data}`;
 }
