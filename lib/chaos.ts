@@ -262,15 +262,20 @@ export function chaosMiddleware(options: ChaosOptions): Middleware {
 	};
 }
 
-/** What every node on the bus does (`$chaos.rules` asked of each); a node that does not answer in time is listed as such. */
+/**
+ * What every shop node on the bus does (`$chaos.rules` asked of each node that has the middleware; a
+ * test observer has not); a node that does not answer in time is listed as such.
+ */
 export async function chaosOnEveryNode(broker: ServiceBroker): Promise<Array<NodeChaos | { nodeID: string; error: string }>> {
-	const nodes = await broker.call<Array<{ id: string; available: boolean }>, { onlyAvailable: boolean }>("$node.list", { onlyAvailable: true });
+	const nodes = await broker.call<Array<{ id: string; services?: Array<{ name: string }> }>, object>("$node.list", { onlyAvailable: true, withServices: true });
 	const answers = await Promise.all(
-		nodes.map(node =>
-			broker
-				.call<NodeChaos, object>(`${CHAOS_SERVICE}.rules`, {}, { nodeID: node.id, timeout: 1500, retries: 0 })
-				.catch((err: Error) => ({ nodeID: node.id, error: err.name }))
-		)
+		nodes
+			.filter(node => node.services?.some(service => service.name === CHAOS_SERVICE))
+			.map(node =>
+				broker
+					.call<NodeChaos, object>(`${CHAOS_SERVICE}.rules`, {}, { nodeID: node.id, timeout: 1500, retries: 0 })
+					.catch((err: Error) => ({ nodeID: node.id, error: err.name }))
+			)
 	);
 	return answers.sort((a, b) => a.nodeID.localeCompare(b.nodeID));
 }
