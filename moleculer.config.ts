@@ -8,7 +8,9 @@
 import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
 import { natsTransporter, transitEncryption } from "./lib/bus";
 import { BoundedCacher, CACHE_LIMITS, validatedKeygen } from "./lib/cacher";
+import { chaosMiddleware } from "./lib/chaos";
 import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
+import { replCommands } from "./lib/repl";
 
 function configOrExit(): ShopConfig {
 	try {
@@ -31,9 +33,18 @@ const config = configOrExit();
 // runner must not see it.
 delete process.env.TRANSPORTER;
 
-// moleculer-runner resolves the SERVICES names (`SERVICES=orders,api`) against SERVICEDIR.
-process.env.SERVICEDIR ||= SERVICES_DIR;
-process.env.SERVICES ||= config.services.join(",");
+// `npm run repl` with TRANSPORTER and no SERVICES: an operator's console joining a running shop (as
+// the `ops` NATS user), which runs none of the shop's services itself. moleculer-runner loads nothing
+// when neither SERVICES nor SERVICEDIR is set.
+const replConsole = process.argv.slice(2).some(arg => arg === "--repl" || arg === "-r") && config.transporterUrl !== null && !process.env.SERVICES;
+if (replConsole) {
+	delete process.env.SERVICEDIR;
+	delete process.env.SERVICES;
+} else {
+	// moleculer-runner resolves the SERVICES names (`SERVICES=orders,api`) against SERVICEDIR.
+	process.env.SERVICEDIR ||= SERVICES_DIR;
+	process.env.SERVICES ||= config.services.join(",");
+}
 
 // The bus (README "Security and trust"): the node logs in to NATS with TRANSPORTER's user, and every
 // packet is encrypted with TRANSIT_KEY by Moleculer's own middleware (required in production).
@@ -63,7 +74,11 @@ const brokerConfig: BrokerOptions = {
 
 	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl) : null,
 	serializer: "JSON",
-	middlewares: busMiddlewares(),
+	// Chaos on purpose (lib/chaos.ts): off until switched on, refused where CHAOS_ALLOWED is false.
+	middlewares: [...busMiddlewares(), chaosMiddleware({ allowed: config.chaosAllowed })],
+
+	// The shop's commands in `npm run repl` (lib/repl/): orders, books, cluster, chaos.
+	replOptions: { customCommands: replCommands },
 
 	// A call that gets no answer in 5 s fails; the order flow uses its own, shorter timeout for payments.
 	requestTimeout: 5000,

@@ -52,6 +52,8 @@ export interface ShopConfig {
 	dbUrl(service: string): string;
 	/** TRANSIT_KEY (32 bytes): Moleculer's transit encryption of every bus packet; null leaves the bus unencrypted. */
 	transitKey: Buffer | null;
+	/** Chaos may be switched on (lib/chaos.ts): always outside production, in production only with CHAOS_ALLOWED=true. */
+	chaosAllowed: boolean;
 }
 
 /** A configuration mistake: its message is the one line printed before the node exits. */
@@ -145,6 +147,16 @@ function parseBus(env: Env, production: boolean, transporterUrl: string | null):
 	return key;
 }
 
+// --- Chaos on purpose (lib/chaos.ts, README "Operating the shop / Chaos") ------------------------
+
+/**
+ * CHAOS_ALLOWED: whether this node accepts injected faults. Default: yes in development and tests,
+ * no when NODE_ENV=production (a node of a production shop refuses chaos unless this says true).
+ */
+function parseChaos(env: Env, production: boolean): boolean {
+	return parseBoolean(env, "CHAOS_ALLOWED", !production);
+}
+
 function checkDbUrl(key: string, raw: string): string {
 	if (!/^(sqlite|postgres|postgresql):/.test(raw)) {
 		throw new ConfigError(`${key} must be a sqlite: or postgres:// URL, got "${raw.replace(/\/\/[^@]*@/, "//***@")}"`);
@@ -223,7 +235,8 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 		passwordHashCost: parsePasswordHashCost(env),
 		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1000),
 		dbUrl: service => dbUrls.get(service) ?? `sqlite:${path.join(dataDir, `${service}.sqlite`)}`,
-		transitKey
+		transitKey,
+		chaosAllowed: parseChaos(env, production)
 	};
 }
 

@@ -14,6 +14,7 @@ import { toErrorBody, validationError } from "../../lib/errors";
 import { restAliases, type RestSource } from "../../lib/rest-aliases";
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
+import { ChaosMixin, chaosRestSource } from "./chaos.mixin";
 import { DrainMixin } from "./drain.mixin";
 import { SlidingWindowStore } from "./rate-limit-store";
 import { WebMixin, webRestSource } from "./web.mixin";
@@ -31,6 +32,7 @@ const config = shopConfig();
 const aliases = restAliases([
 	{ name: "api", settings: { rest: "/health" }, actions: { health: { rest: "GET /" }, ready: { rest: "GET /ready" } } },
 	webRestSource,
+	chaosRestSource,
 	...backendSchemas()
 ]);
 const aliasTable = (filter: (action: string) => boolean) =>
@@ -167,7 +169,7 @@ export interface ReadyAnswer {
 
 const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	name: "api",
-	mixins: [ApiGateway, AuthMixin, WebMixin, DrainMixin],
+	mixins: [ApiGateway, AuthMixin, WebMixin, ChaosMixin, DrainMixin],
 
 	settings: {
 		port: config.port,

@@ -8,15 +8,15 @@
  * is seen on the next load) and the single-page apps' fallback (an app's route is its index.html, so
  * a reload or a shared link of `/orders/<id>` or `/admin/cluster` works).
  *
- * The cluster view reads the broker's own registry (`$node.list` with services) and each live
- * node's metrics (`$node.metrics`, called on that node), so it shows what Moleculer itself sees.
+ * The cluster view (lib/cluster-view.ts, shared with the REPL's `cluster` command) reads the broker's
+ * own registry and each live node's metrics, so it shows what Moleculer itself sees.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import compression from "compression";
 import type { Context, ServiceSchema } from "moleculer";
 import type { ApiSettingsSchema } from "moleculer-web";
-import { SERVICE_NAMES } from "../../lib/config";
+import { clusterView, type ClusterAnswer } from "../../lib/cluster-view";
 import type { ShopMeta } from "../../lib/types";
 
 /** The built front-end (`vite build` in `prepare`): dist/web, from the sources (ts-jest) or from dist/. */
@@ -59,84 +59,6 @@ const API_PREFIX = /^\/api(?:[/?#]|$)/;
 
 type Serve = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
-// --- The cluster view ----------------------------------------------------------------------------
-
-/** One node as `$node.list({ withServices: true })` answers it (the fields read here). */
-interface RegistryNode {
-	id: string;
-	available: boolean;
-	local: boolean;
-	hostname?: string;
-	cpu?: number | null;
-	lastHeartbeatTime?: number | null;
-	services?: Array<{ name: string }>;
-}
-
-/** A metric as `$node.metrics` answers it. */
-interface MetricSnapshot {
-	name: string;
-	values: Array<{ labels: Record<string, unknown>; value: number }>;
-}
-
-export interface ClusterNode {
-	id: string;
-	/**
-	 * Sends heartbeats: false (grey) once none arrived within the heartbeat timeout. Moleculer's
-	 * registry applies that rule on a timer of the same period (so it notices between one and two
-	 * timeouts late); here it is applied to the registry's own heartbeat times when asked.
-	 */
-	available: boolean;
-	/** Seconds since its last heartbeat arrived (0 for the gateway itself). */
-	silentFor: number;
-	/** The node answering this request (the gateway). */
-	local: boolean;
-	hostname: string | null;
-	cpu: number | null;
-	/** When its last heartbeat arrived. */
-	lastSeen: string | null;
-	services: string[];
-	/** Requests this node handled since it started (its own counters); null when it cannot be asked. */
-	requests: number | null;
-	errors: number | null;
-	/** Requests handled per action, e.g. `payments.capture`: how the load is shared. */
-	actions: Record<string, number>;
-}
-
-export interface ClusterAnswer {
-	gateway: string;
-	/** Seconds without a heartbeat after which a node counts as gone. */
-	heartbeatTimeout: number;
-	/** Each service of the shop and the live nodes that run it: ready when every one has some. */
-	services: Record<string, string[]>;
-	ready: boolean;
-	nodes: ClusterNode[];
-	at: string;
-}
-
-const isShopService = (name: string) => !name.startsWith("$");
-
-/** Sums a node's local request counters (its own handling, not the calls it made), internal `$node` calls left out. */
-function requestCounts(metrics: MetricSnapshot[]): Pick<ClusterNode, "requests" | "errors" | "actions"> {
-	let requests = 0;
-	let errors = 0;
-	const actions: Record<string, number> = {};
-	for (const metric of metrics) {
-		for (const { labels, value } of metric.values) {
-			const action = String(labels.action ?? "");
-			if (labels.type !== "local" || !isShopService(action)) continue;
-			if (metric.name === "moleculer.request.total") {
-				requests += value;
-				actions[action] = (actions[action] ?? 0) + value;
-			} else if (metric.name === "moleculer.request.error.total") errors += value;
-		}
-	}
-	return { requests, errors, actions };
-}
-
-/** The registry stamps heartbeats with this process's `Math.round(process.uptime())`: as a date. */
-const fromUptime = (seconds: number | null | undefined) =>
-	typeof seconds === "number" ? new Date(Date.now() - (process.uptime() - seconds) * 1000).toISOString() : null;
-
 // --- The mixin -------------------------------------------------------------------------------------
 
 export const WebMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
@@ -152,50 +74,8 @@ export const WebMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
 			rest: "GET /cluster",
 			auth: "admin",
 			cache: false,
-			async handler(ctx: Context<unknown, ShopMeta>): Promise<ClusterAnswer> {
-				const listed = await ctx.call<RegistryNode[], { withServices: boolean }>("$node.list", { withServices: true });
-				const timeout = this.broker.options.heartbeatTimeout ?? 15;
-				const nodes = await Promise.all(
-					listed.map(async (node): Promise<ClusterNode> => {
-						const services = (node.services ?? []).map(service => service.name).filter(isShopService);
-						const silentFor = node.local || node.lastHeartbeatTime == null ? 0 : Math.max(0, Math.round(process.uptime()) - node.lastHeartbeatTime);
-						const available = node.available && silentFor <= timeout;
-						const counted = available
-							? await ctx
-									.call<MetricSnapshot[], { includes: string[] }>(
-										"$node.metrics",
-										{ includes: ["moleculer.request.total", "moleculer.request.error.total"] },
-										{ nodeID: node.id, timeout: 1500, retries: 0 }
-									)
-									.then(requestCounts, () => null)
-							: null;
-						return {
-							id: node.id,
-							available,
-							silentFor,
-							local: node.local,
-							hostname: node.hostname ?? null,
-							cpu: typeof node.cpu === "number" ? node.cpu : null,
-							lastSeen: node.local ? new Date().toISOString() : fromUptime(node.lastHeartbeatTime),
-							services,
-							requests: counted?.requests ?? null,
-							errors: counted?.errors ?? null,
-							actions: counted?.actions ?? {}
-						};
-					})
-				);
-				nodes.sort((a, b) => a.id.localeCompare(b.id));
-				const services = Object.fromEntries(
-					SERVICE_NAMES.map(name => [name, nodes.filter(node => node.available && node.services.includes(name)).map(node => node.id)])
-				);
-				return {
-					gateway: this.broker.nodeID,
-					heartbeatTimeout: timeout,
-					services,
-					ready: Object.values(services).every(ids => ids.length > 0),
-					nodes,
-					at: new Date().toISOString()
-				};
+			handler(ctx: Context<unknown, ShopMeta>): Promise<ClusterAnswer> {
+				return clusterView(this.broker, ctx);
 			}
 		}
 	},

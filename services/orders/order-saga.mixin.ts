@@ -17,6 +17,11 @@ import type { StoredOrder } from "./orders.store";
 import type { OrdersMethods, OrdersSettings, OrdersThis, OrdersVars, Outcome, SagaMethods } from "./orders.types";
 
 const isType = (err: unknown, type: string) => (err as { type?: unknown } | null)?.type === type;
+/** A retryable failure that was not a timeout: the callee (or the route to it) failed at once. */
+const isFastRetryable = (err: unknown) => {
+	const e = err as { retryable?: unknown; name?: unknown } | null;
+	return e?.retryable === true && e.name !== "RequestTimeoutError";
+};
 /** For the log: what went wrong, in a few words (errors carry no params, so no card number). */
 const nameOf = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 
@@ -43,11 +48,7 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 
 			let payment: Payment;
 			try {
-				payment = await ctx.call<Payment, CaptureParams>(
-					"payments.capture",
-					{ orderId: order.id, userId: order.userId, amount: order.total, card },
-					{ timeout: this.settings.paymentTimeoutMs, retries: 0 }
-				);
+				payment = await this.capture(ctx, { orderId: order.id, userId: order.userId, amount: order.total, card });
 			} catch (err) {
 				// Voided meanwhile (given up by another node or cancelled): take payments' final word.
 				if (isType(err, ErrorType.INVALID_STATE)) return this.resolveWithoutCard(ctx, order);
@@ -61,6 +62,25 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 			}
 			if (payment.status === "refunded") return this.compensate(ctx, order, "cancelled_by_user");
 			return this.confirm(ctx, order);
+		},
+
+		/**
+		 * payments.capture within PAYMENT_TIMEOUT_MS. A node that fails at once with a retryable error
+		 * (a server error, a node gone) is not the last word: capture is idempotent per order, so what
+		 * is left of the time goes to a second call, which the balancer sends elsewhere (the circuit
+		 * breaker has counted the failure against that node). A timeout is not tried again: the time is up.
+		 */
+		async capture(ctx: Context, params: CaptureParams): Promise<Payment> {
+			const started = Date.now();
+			const budget = this.settings.paymentTimeoutMs;
+			try {
+				return await ctx.call<Payment, CaptureParams>("payments.capture", params, { timeout: budget, retries: 0 });
+			} catch (err) {
+				const left = budget - (Date.now() - started);
+				if (!isFastRetryable(err) || left < 100) throw err;
+				this.logger.warn(`Order ${params.orderId}: capture failed at once (${nameOf(err)}); trying another payments node`);
+				return ctx.call<Payment, CaptureParams>("payments.capture", params, { timeout: left, retries: 0 });
+			}
 		},
 
 		/** A paid order: its stock becomes sold, then it is confirmed. */

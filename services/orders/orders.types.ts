@@ -1,6 +1,7 @@
 /** The orders service's `this`, shared by the service and its two mixins (the saga and the settle loop). */
 import type { Context, Errors, Service } from "moleculer";
-import type { CancelReason, ShopMeta } from "../../lib/types";
+import type { CancelReason, Payment, ShopMeta } from "../../lib/types";
+import type { CaptureParams } from "../payments/payments.service";
 import type { DbSettings, DbVars } from "../../mixins/db.mixin";
 import type { InFlightOrders } from "./in-flight";
 import type { OrdersStore, StoredOrder } from "./orders.store";
@@ -29,6 +30,7 @@ export interface Outcome {
 /** The saga's steps (order-saga.mixin.ts). */
 export interface SagaMethods {
 	advance(ctx: Context, order: StoredOrder, card: string): Promise<Outcome>;
+	capture(ctx: Context, params: CaptureParams): Promise<Payment>;
 	confirm(ctx: Context, order: StoredOrder): Promise<Outcome>;
 	resolveWithoutCard(ctx: Context, order: StoredOrder): Promise<Outcome>;
 	compensate(ctx: Context, order: StoredOrder, reason: CancelReason): Promise<Outcome>;
