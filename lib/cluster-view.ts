@@ -5,6 +5,9 @@
  */
 import type { CallingOptions, ServiceBroker } from "moleculer";
 import { SERVICE_NAMES } from "./config";
+import type { ClusterAnswer, ClusterNode } from "./types";
+
+export type { ClusterAnswer, ClusterNode };
 
 /** Whatever can call actions: a broker (the REPL) or a context (an action). */
 export interface Caller {
@@ -26,41 +29,6 @@ interface RegistryNode {
 interface MetricSnapshot {
 	name: string;
 	values: Array<{ labels: Record<string, unknown>; value: number }>;
-}
-
-export interface ClusterNode {
-	id: string;
-	/**
-	 * Sends heartbeats: false (grey) once none arrived within the heartbeat timeout. Moleculer's
-	 * registry applies that rule on a timer of the same period (so it notices between one and two
-	 * timeouts late); here it is applied to the registry's own heartbeat times when asked.
-	 */
-	available: boolean;
-	/** Seconds since its last heartbeat arrived (0 for the gateway itself). */
-	silentFor: number;
-	/** The node answering this request (the gateway). */
-	local: boolean;
-	hostname: string | null;
-	cpu: number | null;
-	/** When its last heartbeat arrived. */
-	lastSeen: string | null;
-	services: string[];
-	/** Requests this node handled since it started (its own counters); null when it cannot be asked. */
-	requests: number | null;
-	errors: number | null;
-	/** Requests handled per action, e.g. `payments.capture`: how the load is shared. */
-	actions: Record<string, number>;
-}
-
-export interface ClusterAnswer {
-	gateway: string;
-	/** Seconds without a heartbeat after which a node counts as gone. */
-	heartbeatTimeout: number;
-	/** Each service of the shop and the live nodes that run it: ready when every one has some. */
-	services: Record<string, string[]>;
-	ready: boolean;
-	nodes: ClusterNode[];
-	at: string;
 }
 
 const isShopService = (name: string) => !name.startsWith("$");

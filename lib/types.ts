@@ -91,3 +91,39 @@ export interface StockLine {
 	productId: string;
 	quantity: number;
 }
+
+/** The gateway's view of the cluster (`GET /api/admin/cluster`, the REPL's `cluster`, the back office). */
+export interface ClusterNode {
+	id: string;
+	/**
+	 * Sends heartbeats: false (grey) once none arrived within the heartbeat timeout. Moleculer's
+	 * registry applies that rule on a timer of the same period (so it notices between one and two
+	 * timeouts late); here it is applied to the registry's own heartbeat times when asked.
+	 */
+	available: boolean;
+	/** Seconds since its last heartbeat arrived (0 for the gateway itself). */
+	silentFor: number;
+	/** The node answering this request (the gateway). */
+	local: boolean;
+	hostname: string | null;
+	cpu: number | null;
+	/** When its last heartbeat arrived. */
+	lastSeen: string | null;
+	services: string[];
+	/** Requests this node handled since it started (its own counters); null when it cannot be asked. */
+	requests: number | null;
+	errors: number | null;
+	/** Requests handled per action, e.g. `payments.capture`: how the load is shared. */
+	actions: Record<string, number>;
+}
+
+export interface ClusterAnswer {
+	gateway: string;
+	/** Seconds without a heartbeat after which a node counts as gone. */
+	heartbeatTimeout: number;
+	/** Each service of the shop and the live nodes that run it: ready when every one has some. */
+	services: Record<string, string[]>;
+	ready: boolean;
+	nodes: ClusterNode[];
+	at: string;
+}

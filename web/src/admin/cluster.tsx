@@ -4,6 +4,7 @@
  * its own metrics. Refreshed every REFRESH_MS; rates are the change since the previous refresh.
  */
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import type { ClusterAnswer, ClusterNode } from "../../../lib/types";
 import { get } from "../shared/api";
 import { explain } from "../shared/errors";
 import { dateTime, timeOfDay } from "../shared/format";
@@ -11,28 +12,6 @@ import { Notice, PageTitle, useInterval } from "../shared/ui";
 import { relogin, token } from "./state";
 
 const REFRESH_MS = 2000;
-
-interface ClusterNode {
-	id: string;
-	available: boolean;
-	silentFor: number;
-	local: boolean;
-	hostname: string | null;
-	cpu: number | null;
-	lastSeen: string | null;
-	services: string[];
-	requests: number | null;
-	errors: number | null;
-	actions: Record<string, number>;
-}
-interface ClusterAnswer {
-	gateway: string;
-	heartbeatTimeout: number;
-	services: Record<string, string[]>;
-	ready: boolean;
-	nodes: ClusterNode[];
-	at: string;
-}
 
 const percent = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : "0 %");
 
