@@ -60,7 +60,7 @@ const brokerConfig: BrokerOptions = {
 	},
 	logLevel: config.logLevel,
 
-	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl) : null,
+	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl, { name: config.nodeID ?? undefined }) : null,
 	serializer: "JSON",
 	middlewares: busMiddlewares(),
 
