@@ -37,39 +37,44 @@ interface Answer {
 describe("the shop on a three-server NATS cluster", () => {
 	let nats: NatsCluster;
 	let observer: Observer;
+	/** The nats-server the failover test killed. */
+	let killed: ClusterMember | undefined;
+	let dataDir: string;
 	const nodes = new Map<string, ShopProcess>();
 	const nodeIDs = CLUSTER_LAYOUT.map(node => node.nodeID);
 	const FULL: Layout = {};
 	for (const node of CLUSTER_LAYOUT) for (const service of node.services) (FULL[service] ??= []).push(node.nodeID);
 
 	beforeAll(async () => {
-		const auth: Partial<Record<BusRole, string[]>> = { ops: ["observer"] };
+		// payments-3 joins later, while a server is down.
+		const auth: Partial<Record<BusRole, string[]>> = { ops: ["observer"], payments: ["payments-3"] };
 		for (const node of CLUSTER_LAYOUT) (auth[node.services[0] as BusRole] ??= []).push(node.nodeID);
 		nats = await startNatsCluster({ size: 3, auth });
 		await nats.waitForRoutes();
 		observer = await startObserver(nats.urlFor("ops"), { nodeID: "observer", transitKey: TRANSIT_KEY });
-		const dataDir = tempDataDir("shop-nats-failover-");
-		const start = async (nodeID: string, role: string) => {
-			const node = await startShop({
-				dataDir,
-				waitFor: role === "api" ? "ready" : "none",
-				env: {
-					NODEID: nodeID,
-					SERVICES: role,
-					TRANSPORTER: nats.urlFor(role as BusRole),
-					TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-					JWT_SECRET,
-					ADMIN_EMAIL: ADMIN.email,
-					ADMIN_PASSWORD: ADMIN.password,
-					LOGIN_RATE_LIMIT: "100000"
-				}
-			});
-			nodes.set(nodeID, node);
-		};
+		dataDir = tempDataDir("shop-nats-failover-");
 		await Promise.all(CLUSTER_LAYOUT.filter(node => node.nodeID !== "api-1").map(node => start(node.nodeID, node.services[0])));
 		await start("api-1", "api");
 		await observer.waitUntilSeen(nodeIDs, FULL);
 	});
+
+	async function start(nodeID: string, role: string, transporter = nats.urlFor(role as BusRole)): Promise<void> {
+		const node = await startShop({
+			dataDir,
+			waitFor: role === "api" ? "ready" : "none",
+			env: {
+				NODEID: nodeID,
+				SERVICES: role,
+				TRANSPORTER: transporter,
+				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
+				JWT_SECRET,
+				ADMIN_EMAIL: ADMIN.email,
+				ADMIN_PASSWORD: ADMIN.password,
+				LOGIN_RATE_LIMIT: "100000"
+			}
+		});
+		nodes.set(nodeID, node);
+	}
 
 	afterAll(async () => {
 		await Promise.all([...nodes.values()].map(node => node.kill()));
@@ -80,7 +85,7 @@ describe("the shop on a three-server NATS cluster", () => {
 	/** Per live server, the shop nodes connected to it (by connection name). */
 	async function placement(): Promise<Map<ClusterMember, string[]>> {
 		const live = nats.servers.filter(server => server.alive());
-		const lists = await Promise.all(live.map(async server => (await server.connections()).map(c => c.name ?? "").filter(name => nodeIDs.includes(name))));
+		const lists = await Promise.all(live.map(async server => (await server.connections()).map(c => c.name ?? "").filter(name => nodes.has(name))));
 		return new Map(live.map((server, i) => [server, lists[i].sort()]));
 	}
 
@@ -153,6 +158,7 @@ describe("the shop on a three-server NATS cluster", () => {
 		const [victim, victimNodes] = [...before.entries()].sort((a, b) => b[1].length - a[1].length)[0];
 		const killedAt = Date.now();
 		await victim.kill();
+		killed = victim;
 
 		// Every node of the killed server is connected to one of the others again...
 		const reconnectedAt = new Map<string, number>();
@@ -185,7 +191,8 @@ describe("the shop on a three-server NATS cluster", () => {
 				`reconnected: ${[...reconnectedAt].map(([nodeID, at]) => `${nodeID} ${sinceKill(at)}`).join(", ")}`,
 				`every node connected ${sinceKill(allConnectedAt)}, every node sees every other ${sinceKill(allSeenAt)} after the kill`,
 				`recovered in ${(recoveredMs / 1000).toFixed(2)} s (first order sent after that answered 201)`,
-				`answers: ${JSON.stringify(counts)} in ${((Date.now() - loadStartedAt) / 1000).toFixed(1)} s; not 201 after the kill: ${gap.length}, the last of them ${sinceKill(lastHit)} after it`
+				`answers: ${JSON.stringify(counts)} in ${((Date.now() - loadStartedAt) / 1000).toFixed(1)} s; not 201 after the kill: ${gap.length}, the last of them ${sinceKill(lastHit)} after it`,
+				`  ${gap.map(answer => `${answer.status} sent ${sinceKill(answer.sentAt)} answered ${sinceKill(answer.answeredAt)}`).join("; ")}`
 			].join("\n")
 		);
 
@@ -205,5 +212,18 @@ describe("the shop on a three-server NATS cluster", () => {
 		const known = new Set(books.orders.map(order => order.id));
 		expect(accepted.filter(id => !known.has(id))).toEqual([]);
 		expect(new Set(accepted).size).toBe(accepted.length);
+	});
+
+	it("starts a node while a server of its list is down: it joins through the others", async () => {
+		expect(killed).toBeDefined();
+		// The dead server first in its list (the client shuffles the list; either way it must get in).
+		const urls = nats.urlFor("payments").split(",");
+		const transporter = [...urls.filter(url => new URL(url).host === killed!.hostPort), ...urls.filter(url => new URL(url).host !== killed!.hostPort)].join(
+			","
+		);
+		await start("payments-3", "payments", transporter);
+		await observer.waitUntilSeen(["api-1", "orders-1"], { payments: ["payments-1", "payments-2", "payments-3"] }, 20_000);
+		const where = [...(await placement()).values()].flat();
+		expect(where.filter(name => name === "payments-3")).toHaveLength(1);
 	});
 });

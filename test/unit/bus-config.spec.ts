@@ -77,6 +77,7 @@ describe("the transporter and the encryption the nodes are given", () => {
 
 	it("gives the nats client every server of a list, one authenticator, prompt reconnects, and the node id as connection name", () => {
 		const transporter = natsTransporter("nats://orders:pw%2C1@nats-1:4222,nats://nats-2:4222,nats://orders:pw%2C1@nats-3:4223", { name: "orders-1" }) as {
+			type: string;
 			options: Record<string, unknown>;
 		};
 		expect(transporter.options).toMatchObject({ servers: ["nats-1:4222", "nats-2:4222", "nats-3:4223"], name: "orders-1", maxReconnectAttempts: -1 });
