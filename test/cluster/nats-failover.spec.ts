@@ -89,7 +89,7 @@ describe("the shop on a three-server NATS cluster", () => {
 		return new Map(live.map((server, i) => [server, lists[i].sort()]));
 	}
 
-	it("gives every node all three servers, spreading them, and each server has every user and permission", async () => {
+	it("gives every node all three servers: each node connected once, under its node id, to one of them", async () => {
 		const where = await placement();
 		// Every node is connected exactly once, and the connection is named after it.
 		expect([...where.values()].flat().sort()).toEqual([...nodeIDs].sort());
