@@ -72,7 +72,7 @@ const brokerConfig: BrokerOptions = {
 	},
 	logLevel: config.logLevel,
 
-	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl) : null,
+	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl, { name: config.nodeID ?? undefined }) : null,
 	serializer: "JSON",
 	// Chaos on purpose (lib/chaos.ts): off until switched on, refused where CHAOS_ALLOWED is false.
 	middlewares: [...busMiddlewares(), chaosMiddleware({ allowed: config.chaosAllowed })],

@@ -12,6 +12,7 @@ import { hkdfSync } from "node:crypto";
 import * as moleculer from "moleculer";
 import type { BrokerOptions, Middleware } from "moleculer";
 import { usernamePasswordAuthenticator } from "nats";
+import { parseNatsServers } from "./config";
 
 /** Moleculer exports its built-in middlewares at run time; its type declarations leave them out. */
 interface BuiltInMiddlewares {
@@ -37,21 +38,37 @@ export function transitEncryption(key: Buffer): Middleware {
 }
 
 /**
- * The NATS transporter for a `nats://[user:password@]host:port` URL. The credentials go to the nats
- * client as an authenticator (a function), not as `url`/`user`/`pass` options: broker options are
- * readable over the bus (`$node.options`) and a function does not serialise, so no node can read
- * another's password there.
+ * How fast a node finds its way back to the bus when it loses its nats-server (README "Many nodes on
+ * NATS"). With several servers (a NATS cluster) the client moves on to the next one at once; these
+ * bound the rest:
+ * - reconnectTimeWait: the pause before the same server is tried again (the nats client's default is
+ *   2 s; a restarted single server is found within half a second instead);
+ * - pingInterval × maxPingOut: a server that vanished without closing the connection (its host gone,
+ *   a partition) is given up after about 4 s (default: 2 × 2 min), the bus's own heartbeat timeout;
+ * - maxReconnectAttempts -1: never give up.
+ * The nats client subscribes again by itself after a reconnect and buffers what is published
+ * meanwhile; Moleculer then sees the node's heartbeats again (peers that had marked it gone ask it
+ * for its INFO and take it back).
  */
-export function natsTransporter(url: string): NonNullable<BrokerOptions["transporter"]> {
-	const parsed = new URL(url);
-	const user = decodeURIComponent(parsed.username);
-	const pass = decodeURIComponent(parsed.password);
+export const NATS_RECONNECT = { reconnectTimeWait: 500, pingInterval: 2000, maxPingOut: 2, maxReconnectAttempts: -1 } as const;
+
+/**
+ * The NATS transporter for TRANSPORTER: one `nats://[user:password@]host:port` URL or a comma-separated
+ * list of them (the servers of a NATS cluster; the client picks them in random order, which spreads the
+ * nodes over the servers). The credentials go to the nats client as an authenticator (a function), not
+ * as `url`/`user`/`pass` options: broker options are readable over the bus (`$node.options`) and a
+ * function does not serialise, so no node can read another's password there. `name` (the node id)
+ * names the connection in nats-server's monitoring (`/connz`).
+ */
+export function natsTransporter(transporter: string, options: { name?: string } = {}): NonNullable<BrokerOptions["transporter"]> {
+	const { servers, user, password } = parseNatsServers(transporter);
 	return {
 		type: "NATS",
 		options: {
-			servers: [parsed.host],
-			maxReconnectAttempts: -1,
-			...(user ? { authenticator: usernamePasswordAuthenticator(user, pass) } : {})
+			servers,
+			...NATS_RECONNECT,
+			...(options.name ? { name: options.name } : {}),
+			...(user ? { authenticator: usernamePasswordAuthenticator(user, password) } : {})
 		}
 	};
 }

@@ -105,20 +105,62 @@ function parseServices(raw: string | undefined): string[] {
 	return [...new Set(names)];
 }
 
+/** TRANSPORTER read: the NATS servers to try (`host:port`) and the one user a node logs in to all of them as. */
+export interface NatsServers {
+	servers: string[];
+	/** Empty when the URLs carry no user (an open bus, development only). */
+	user: string;
+	password: string;
+}
+
+/** What a TRANSPORTER URL looks like in a message: never with its credentials (as for the database URLs). */
+const maskCredentials = (text: string) => text.replace(/\/\/[^@/,]*@/g, "//***@");
+
+/**
+ * TRANSPORTER: one `nats://[user:password@]host:port` URL, or a comma-separated list of them, one per
+ * server of a NATS cluster (the form Moleculer's own NATS transporter reads). The user and password
+ * may be written on every URL or on one only; written more than once, they must be the same, since a
+ * node logs in to whichever server it reaches as one user.
+ */
+export function parseNatsServers(raw: string): NatsServers {
+	const parts = raw.split(",").map(part => part.trim());
+	const servers: string[] = [];
+	const credentials = new Set<string>();
+	let user = "";
+	let password = "";
+	for (const part of parts) {
+		if (part === "")
+			throw new ConfigError(`TRANSPORTER has an empty entry in its list: "${maskCredentials(raw)}" (expected nats://host:4222,nats://host2:4222)`);
+		let url: URL;
+		try {
+			url = new URL(part);
+		} catch {
+			throw new ConfigError(`TRANSPORTER is not a valid URL: "${maskCredentials(part)}" (expected e.g. nats://127.0.0.1:4222)`);
+		}
+		if (url.protocol !== "nats:" || url.hostname === "") {
+			throw new ConfigError(`TRANSPORTER must be a nats:// URL with a host (or a comma-separated list of them), got "${maskCredentials(part)}"`);
+		}
+		if (servers.includes(url.host)) throw new ConfigError(`TRANSPORTER lists ${url.host} twice`);
+		servers.push(url.host);
+		if (url.username || url.password) {
+			user = decodeURIComponent(url.username);
+			password = decodeURIComponent(url.password);
+			credentials.add(`${url.username}:${url.password}`);
+		}
+	}
+	if (credentials.size > 1) {
+		throw new ConfigError("TRANSPORTER's URLs carry different users or passwords: a node logs in to every NATS server of its list as one user");
+	}
+	return { servers, user, password };
+}
+
 function parseTransporter(raw: string | undefined): string | null {
 	if (raw == null || raw.trim() === "") return null;
-	// The message is printed: never with the URL's credentials (as for the database URLs).
-	const shown = raw.replace(/\/\/[^@/]*@/, "//***@");
-	let url: URL;
-	try {
-		url = new URL(raw);
-	} catch {
-		throw new ConfigError(`TRANSPORTER is not a valid URL: "${shown}" (expected e.g. nats://127.0.0.1:4222)`);
-	}
-	if (url.protocol !== "nats:" || url.hostname === "") {
-		throw new ConfigError(`TRANSPORTER must be a nats:// URL with a host, got "${shown}"`);
-	}
-	return raw;
+	parseNatsServers(raw);
+	return raw
+		.split(",")
+		.map(part => part.trim())
+		.join(",");
 }
 
 // --- The message bus: TRANSPORTER's credentials and TRANSIT_KEY (README "Security and trust") ----
@@ -139,8 +181,8 @@ function parseBus(env: Env, production: boolean, transporterUrl: string | null):
 	}
 	if (production && transporterUrl) {
 		if (!key) throw new ConfigError("TRANSIT_KEY is required when TRANSPORTER is set and NODE_ENV=production (64 hex characters, e.g. openssl rand -hex 32)");
-		const url = new URL(transporterUrl);
-		if (!url.username || !url.password) {
+		const { user, password } = parseNatsServers(transporterUrl);
+		if (!user || !password) {
 			throw new ConfigError("TRANSPORTER must carry this node's NATS user and password (nats://user:password@host:port) when NODE_ENV=production");
 		}
 	}

@@ -1,14 +1,20 @@
 /**
  * `npm run cluster`: the shop as separate node processes joined by NATS, on one machine.
  *
- * Starts a local nats-server (unless TRANSPORTER points at one already), then one process per node
+ * Starts three local nats-servers joined as one NATS cluster (unless TRANSPORTER points at a bus
+ * already), then one process per node
  * of CLUSTER_LAYOUT with its own NODEID and METRICS_PORT (METRICS_PORT + 1, + 2, ...), all sharing
  * DATA_DIR (default ./data/cluster) and one JWT_SECRET. Ctrl-C (or SIGTERM) stops every node
  * gracefully, then NATS. Each output line is prefixed with the node's id.
  *
- * The bus is closed as in production (README "Security and trust"): the nats-server gets a config
+ * The NATS cluster: servers on NATS_PORT, +1, +2 (clients), NATS_CLUSTER_PORT, +1, +2 (routes,
+ * authenticated with a route user, password NATS_ROUTE_PASSWORD or random for this run) and
+ * NATS_MONITOR_PORT, +1, +2 (monitoring: `/connz` shows which node is connected where), all on
+ * 127.0.0.1. Every node gets the three URLs; losing one server moves its nodes to the others.
+ *
+ * The bus is closed as in production (README "Security and trust"): each nats-server gets a config
  * file with one user per role and its subject permissions (scripts/nats-auth.ts), in a private
- * temporary directory (0700, file 0600) removed at stop; passwords are NATS_<ROLE>_PASSWORD or random
+ * temporary directory (0700, files 0600) removed at stop; passwords are NATS_<ROLE>_PASSWORD or random
  * for this run, and each node logs in with its role's. TRANSIT_KEY (given, or random for this run)
  * encrypts every packet. An `ops.env` file next to the config holds what a REPL needs to join.
  */
@@ -18,10 +24,18 @@ import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { CLUSTER_LAYOUT } from "./cluster-layout";
-import { busNodesOf, natsUrlFor, writeNatsConfig, type BusRole } from "./nats-auth";
+import { busNodesOf, natsUrlFor, writeNatsClusterConfig, type BusRole } from "./nats-auth";
 import { NODE_ARGS, ROOT as root } from "./paths";
 
 const natsPort = Number(process.env.NATS_PORT || 4222);
+const natsClusterPort = Number(process.env.NATS_CLUSTER_PORT || 6222);
+const natsMonitorPort = Number(process.env.NATS_MONITOR_PORT || 8222);
+const NATS_SERVERS = 3;
+const natsServers = Array.from({ length: NATS_SERVERS }, (_, i) => ({
+	listen: `127.0.0.1:${natsPort + i}`,
+	cluster: `127.0.0.1:${natsClusterPort + i}`,
+	http: `127.0.0.1:${natsMonitorPort + i}`
+}));
 const externalTransporter = process.env.TRANSPORTER || null;
 const metricsBase = Number(process.env.METRICS_PORT || 3030);
 const dataDir = path.resolve(process.env.DATA_DIR || path.join(root, "data/cluster"));
@@ -33,10 +47,16 @@ const transitKey = process.env.TRANSIT_KEY || randomBytes(32).toString("hex");
 // Every node runs one service: its role on the bus, and its NATS user. The REPL joins as ops-1.
 const OPS_NODE_ID = "ops-1";
 const busNodes = busNodesOf(CLUSTER_LAYOUT, [OPS_NODE_ID]);
-const natsAuth = externalTransporter ? null : writeNatsConfig({ listen: `127.0.0.1:${natsPort}`, nodes: busNodes, env: process.env });
-const transporterFor = (role: BusRole) => externalTransporter ?? natsUrlFor(role, natsAuth!.passwords[role], `127.0.0.1:${natsPort}`);
+const natsAuth = externalTransporter ? null : writeNatsClusterConfig({ servers: natsServers, nodes: busNodes, env: process.env });
+const transporterFor = (role: BusRole) =>
+	externalTransporter ??
+	natsUrlFor(
+		role,
+		natsAuth!.passwords[role],
+		natsServers.map(server => server.listen)
+	);
 
-let nats: ChildProcess | null = null;
+const nats: ChildProcess[] = [];
 const nodes: ChildProcess[] = [];
 let stopping = false;
 
@@ -48,7 +68,7 @@ function pipeOutput(name: string, child: ChildProcess) {
 
 function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 	// Own process group: a Ctrl-C reaches this script only, which stops the nodes first and NATS last.
-	// No node gets the other roles' NATS passwords an operator may have set here.
+	// No node gets the other roles' NATS passwords (nor the route password) an operator may have set here.
 	const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^NATS_[A-Z]+_PASSWORD$/.test(key)));
 	const child = spawn(command, args, { cwd: root, env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
 	pipeOutput(name, child);
@@ -66,7 +86,7 @@ function stopAll() {
 	const exits = nodes.map(node => new Promise(resolve => (node.exitCode !== null ? resolve(null) : node.once("exit", resolve))));
 	// NATS last, so that every node can say goodbye to the others.
 	void Promise.all(exits).then(() => {
-		nats?.kill("SIGTERM");
+		for (const server of nats) server.kill("SIGTERM");
 		if (natsAuth) rmSync(natsAuth.dir, { recursive: true, force: true });
 		process.exit(0);
 	});
@@ -79,12 +99,18 @@ if (natsAuth) {
 	// What `npm run repl` needs to join this cluster (the ops user may call every node): private, like the config.
 	const opsEnv = path.join(natsAuth.dir, "ops.env");
 	writeFileSync(opsEnv, `NODEID=${OPS_NODE_ID}\nTRANSPORTER=${transporterFor("ops")}\nTRANSIT_KEY=${transitKey}\n`, { mode: 0o600 });
-	console.log(`NATS users and permissions: ${natsAuth.configFile}; to attach a REPL: env $(cat ${opsEnv}) npm run repl`);
-	nats = start("nats", "nats-server", ["-c", natsAuth.configFile]);
-	nats.on("error", err => {
-		console.error(`Cannot start nats-server (${err.message}); install it (apt-get install nats-server) or set TRANSPORTER.`);
-		process.exit(1);
+	console.log(`NATS users, permissions and routes: ${natsAuth.dir}; to attach a REPL: env $(cat ${opsEnv}) npm run repl`);
+	natsAuth.configFiles.forEach((configFile, i) => {
+		const server = start(`nats-${i + 1}`, "nats-server", ["-c", configFile]);
+		server.on("error", err => {
+			console.error(`Cannot start nats-server (${err.message}); install it (apt-get install nats-server) or set TRANSPORTER.`);
+			process.exit(1);
+		});
+		nats.push(server);
 	});
+	console.log(
+		`NATS cluster: clients on ${natsServers.map(server => server.listen).join(", ")}; monitoring (/connz, /routez) on ${natsServers.map(server => server.http).join(", ")}`
+	);
 }
 
 // Give NATS a moment; the nodes reconnect by themselves if they are early.
@@ -102,7 +128,9 @@ setTimeout(
 			});
 			nodes.push(child);
 		});
-		const where = externalTransporter ? externalTransporter.replace(/\/\/[^@/]*@/, "//***@") : `nats://127.0.0.1:${natsPort} (a user per role, encrypted)`;
+		const where = externalTransporter
+			? externalTransporter.replace(/\/\/[^@/,]*@/g, "//***@")
+			: `a cluster of ${NATS_SERVERS} nats-servers on 127.0.0.1:${natsPort}-${natsPort + NATS_SERVERS - 1} (a user per role, encrypted)`;
 		console.log(`Cluster starting: ${CLUSTER_LAYOUT.length} nodes on ${where}, data in ${dataDir}, gateway on port ${process.env.PORT || 3000}`);
 	},
 	process.env.TRANSPORTER ? 0 : 300

@@ -4,9 +4,10 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import type { Middleware } from "moleculer";
-import { ConfigError, loadConfig } from "../../lib/config";
-import { natsTransporter, TRANSIT_CIPHER, transitEncryption, transitIv } from "../../lib/bus";
-import { BUS_CALLS, BUS_PREFIX, busNodesOf, natsConfigText, rolePermissions, type BusNodes } from "../../scripts/nats-auth";
+import { readFileSync, rmSync, statSync } from "node:fs";
+import { ConfigError, loadConfig, parseNatsServers } from "../../lib/config";
+import { NATS_RECONNECT, natsTransporter, TRANSIT_CIPHER, transitEncryption, transitIv } from "../../lib/bus";
+import { BUS_CALLS, BUS_PREFIX, busNodesOf, natsConfigText, natsUrlFor, rolePermissions, writeNatsClusterConfig, type BusNodes } from "../../scripts/nats-auth";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
 
 const KEY = "0123456789abcdef".repeat(4);
@@ -71,7 +72,92 @@ describe("the transporter and the encryption the nodes are given", () => {
 		// The nats client's authenticator answers the decoded user and password.
 		const auth = (transporter.options.authenticator as (nonce?: string) => { user: string; pass: string })();
 		expect(auth).toEqual({ user: "payments", pass: "p@ss:word" });
-		expect(natsTransporter("nats://127.0.0.1:4222")).toEqual({ type: "NATS", options: { servers: ["127.0.0.1:4222"], maxReconnectAttempts: -1 } });
+		expect(natsTransporter("nats://127.0.0.1:4222")).toEqual({ type: "NATS", options: { servers: ["127.0.0.1:4222"], ...NATS_RECONNECT } });
+	});
+
+	it("gives the nats client every server of a list, one authenticator, prompt reconnects, and the node id as connection name", () => {
+		const transporter = natsTransporter("nats://orders:pw%2C1@nats-1:4222,nats://nats-2:4222,nats://orders:pw%2C1@nats-3:4223", { name: "orders-1" }) as {
+			type: string;
+			options: Record<string, unknown>;
+		};
+		expect(transporter.options).toMatchObject({ servers: ["nats-1:4222", "nats-2:4222", "nats-3:4223"], name: "orders-1", maxReconnectAttempts: -1 });
+		// The client's defaults (2 s between attempts at one server, a dead server noticed after 2 × 2 min of silence) are too slow for the bus.
+		expect(transporter.options.reconnectTimeWait).toBeLessThanOrEqual(1000);
+		expect((transporter.options.pingInterval as number) * (transporter.options.maxPingOut as number)).toBeLessThanOrEqual(5000);
+		// Randomised order (the client's default) spreads the nodes over the servers.
+		expect(transporter.options).not.toHaveProperty("noRandomize");
+		expect((transporter.options.authenticator as () => { user: string; pass: string })()).toEqual({ user: "orders", pass: "pw,1" });
+		expect(JSON.stringify(transporter)).not.toContain("pw");
+	});
+});
+
+describe("TRANSPORTER as a list of NATS servers", () => {
+	it("reads a comma-separated list, with the credentials on every URL or on one", () => {
+		expect(parseNatsServers("nats://a:1@h1:4222, nats://a:1@h2:4223 ,nats://a:1@h3")).toEqual({
+			servers: ["h1:4222", "h2:4223", "h3"],
+			user: "a",
+			password: "1"
+		});
+		expect(parseNatsServers("nats://h1:4222,nats://a:1@h2:4222")).toEqual({ servers: ["h1:4222", "h2:4222"], user: "a", password: "1" });
+		expect(parseNatsServers("nats://h1:4222,nats://h2:4222")).toEqual({ servers: ["h1:4222", "h2:4222"], user: "", password: "" });
+		expect(loadConfig({ TRANSPORTER: "nats://a:1@h1:4222, nats://h2:4222" }).transporterUrl).toBe("nats://a:1@h1:4222,nats://h2:4222");
+	});
+
+	it.each([
+		["an empty entry", "nats://a:s3cr3t@h1:4222,,nats://h2:4222", /^TRANSPORTER has an empty entry/],
+		["a trailing comma", "nats://a:s3cr3t@h1:4222,", /^TRANSPORTER has an empty entry/],
+		["a malformed entry", "nats://a:s3cr3t@h1:4222,h2:4222", /^TRANSPORTER must be a nats:\/\/ URL/],
+		["another scheme in the list", "nats://a:s3cr3t@h1:4222,tls://a:s3cr3t@h2:4222", /^TRANSPORTER must be a nats:\/\/ URL/],
+		["one server twice", "nats://a:s3cr3t@h1:4222,nats://h1:4222", /^TRANSPORTER lists h1:4222 twice/],
+		["two users", "nats://a:s3cr3t@h1:4222,nats://b:s3cr3t@h2:4222", /^TRANSPORTER's URLs carry different users or passwords/],
+		["two passwords", "nats://a:s3cr3t@h1:4222,nats://a:other@h2:4222", /^TRANSPORTER's URLs carry different users or passwords/]
+	])("rejects %s, without printing a password", (_what, value, message) => {
+		const error = configError({ TRANSPORTER: value });
+		expect(error).toMatch(message);
+		expect(error).not.toMatch(/s3cr3t|other/);
+	});
+
+	it("requires the NATS user and password in production once for the list", () => {
+		expect(loadConfig({ ...PROD, TRANSIT_KEY: KEY, TRANSPORTER: "nats://orders:pw@n1:4222,nats://n2:4222" }).transporterUrl).toBe(
+			"nats://orders:pw@n1:4222,nats://n2:4222"
+		);
+		expect(configError({ ...PROD, TRANSIT_KEY: KEY, TRANSPORTER: "nats://n1:4222,nats://n2:4222" })).toMatch(
+			/^TRANSPORTER must carry this node's NATS user and password/
+		);
+	});
+});
+
+describe("the NATS cluster's configuration", () => {
+	it("gives a role's nodes one URL per server", () => {
+		expect(natsUrlFor("orders", "p@ss", ["127.0.0.1:4222", "127.0.0.1:4223"])).toBe("nats://orders:p%40ss@127.0.0.1:4222,nats://orders:p%40ss@127.0.0.1:4223");
+		expect(natsUrlFor("orders", "pw", "127.0.0.1:4222")).toBe("nats://orders:pw@127.0.0.1:4222");
+	});
+
+	it("writes one private file per server: the same users, and authenticated routes to every server", () => {
+		const servers = [1, 2, 3].map(i => ({ listen: `127.0.0.1:${4221 + i}`, cluster: `127.0.0.1:${6221 + i}`, http: `127.0.0.1:${8221 + i}` }));
+		const files = writeNatsClusterConfig({
+			servers,
+			nodes: busNodesOf(CLUSTER_LAYOUT, ["ops-1"]),
+			env: { NATS_ROUTE_PASSWORD: "route-pw", NATS_API_PASSWORD: "api-pw" }
+		});
+		try {
+			expect(files.configFiles).toHaveLength(3);
+			expect(statSync(files.dir).mode & 0o777).toBe(0o700);
+			expect(files.passwords.api).toBe("api-pw");
+			const texts = files.configFiles.map(file => readFileSync(file, "utf8"));
+			const users = (text: string) => text.slice(text.indexOf("authorization {"), text.indexOf("\ncluster {"));
+			texts.forEach((text, i) => {
+				expect(statSync(files.configFiles[i]).mode & 0o777).toBe(0o600);
+				expect(text).toContain(`listen: "127.0.0.1:${4222 + i}"`);
+				expect(text).toContain(`http: "127.0.0.1:${8222 + i}"`);
+				expect(text).toContain(`  listen: "127.0.0.1:${6222 + i}"`);
+				expect(text).toMatch(/authorization \{\s+user: "route"\s+password: "route-pw"\s+\}/);
+				for (const port of [6222, 6223, 6224]) expect(text).toContain(`"nats-route://route:route-pw@127.0.0.1:${port}"`);
+				expect(users(text)).toBe(users(texts[0]));
+			});
+		} finally {
+			rmSync(files.dir, { recursive: true, force: true });
+		}
 	});
 
 	it("uses Moleculer's own encryption middleware with the key and an IV derived from it", () => {

@@ -8,7 +8,8 @@ import path from "node:path";
 import { load } from "js-yaml";
 import { SERVICE_NAMES } from "../../lib/config";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
-import { composeNatsConfigText, passwordEnv, type BusRole } from "../../scripts/nats-auth";
+import { COMPOSE_NATS_SERVERS, composeNatsConfigText, passwordEnv, ROUTE_PASSWORD_ENV, routeEnv, type BusRole } from "../../scripts/nats-auth";
+import { parseNatsServers } from "../../lib/config";
 import packageJson from "../../package.json";
 
 const root = path.resolve(__dirname, "../..");
@@ -18,12 +19,15 @@ interface ComposeService {
 	ports?: string[];
 	image?: string;
 	command?: string[];
+	depends_on?: string[];
 	volumes?: string[];
 }
 
 describe("docker/", () => {
 	const compose = load(readFileSync(path.join(root, "docker/docker-compose.yml"), "utf8")) as { services: Record<string, ComposeService> };
-	const nodes = Object.entries(compose.services).filter(([name]) => name !== "nats");
+	const isNats = (name: string) => /^nats-\d+$/.test(name);
+	const nodes = Object.entries(compose.services).filter(([name]) => !isNats(name));
+	const natsServers = Object.entries(compose.services).filter(([name]) => isNats(name));
 
 	it("the compose file runs exactly the nodes of the local cluster layout", () => {
 		const fromCompose = nodes
@@ -39,10 +43,19 @@ describe("docker/", () => {
 		expect([...new Set(CLUSTER_LAYOUT.flatMap(node => node.services))].sort()).toEqual([...SERVICE_NAMES]);
 	});
 
-	it("joins every node to NATS as its role's user, with the transit key, and publishes only the gateway", () => {
+	it("joins every node to all three NATS servers as its role's user, with the transit key, and publishes only the gateway", () => {
 		for (const [name, service] of nodes) {
 			const role = service.environment?.SERVICES as BusRole;
-			expect(`${name}: ${service.environment?.TRANSPORTER}`).toBe(`${name}: nats://${role}:\${${passwordEnv(role)}}@nats:4222`);
+			// The user and password written once, for every server of the list (lib/config.ts parseNatsServers).
+			expect(`${name}: ${service.environment?.TRANSPORTER}`).toBe(
+				`${name}: nats://${role}:\${${passwordEnv(role)}}@nats-1:4222,nats://nats-2:4222,nats://nats-3:4222`
+			);
+			expect(parseNatsServers(service.environment!.TRANSPORTER)).toEqual({
+				servers: COMPOSE_NATS_SERVERS.map(server => `${server}:4222`),
+				user: role,
+				password: `\${${passwordEnv(role)}}`
+			});
+			expect(`${name}: ${service.depends_on?.join(",")}`).toBe(`${name}: ${COMPOSE_NATS_SERVERS.join(",")}`);
 			expect(service.environment?.JWT_SECRET).toBeDefined();
 			// Required (`:?`): compose refuses to start without it, as the node would.
 			expect(service.environment?.TRANSIT_KEY).toMatch(/^\$\{TRANSIT_KEY:\?/);
@@ -67,13 +80,31 @@ describe("docker/", () => {
 		expect(ignored).toEqual(expect.arrayContaining(["test", "bench", "scripts"]));
 	});
 
-	it("closes the bus: nats-server reads docker/nats.conf, the users and permissions of this layout, every password required", () => {
-		const nats = compose.services.nats;
-		expect(nats.command).toEqual(["--config", "/etc/nats/shop.conf"]);
-		expect(nats.volumes).toEqual(["./nats.conf:/etc/nats/shop.conf:ro"]);
-		expect(readFileSync(path.join(root, "docker/nats.conf"), "utf8")).toBe(composeNatsConfigText(CLUSTER_LAYOUT));
-		for (const role of new Set(CLUSTER_LAYOUT.map(node => node.services.join(",") as BusRole))) {
-			expect(nats.environment?.[passwordEnv(role)]).toMatch(new RegExp(`^\\$\\{${passwordEnv(role)}:\\?`));
+	it("closes the bus: every nats-server reads docker/nats.conf, the users and permissions of this layout, every password required", () => {
+		expect(natsServers.map(([name]) => name)).toEqual([...COMPOSE_NATS_SERVERS]);
+		const conf = readFileSync(path.join(root, "docker/nats.conf"), "utf8");
+		expect(conf).toBe(composeNatsConfigText(CLUSTER_LAYOUT));
+		for (const [, nats] of natsServers) {
+			expect(nats.command).toEqual(["--config", "/etc/nats/shop.conf"]);
+			expect(nats.volumes).toEqual(["./nats.conf:/etc/nats/shop.conf:ro"]);
+			for (const role of new Set(CLUSTER_LAYOUT.map(node => node.services.join(",") as BusRole))) {
+				expect(nats.environment?.[passwordEnv(role)]).toMatch(new RegExp(`^\\$\\{${passwordEnv(role)}:\\?`));
+			}
+		}
+	});
+
+	it("joins the three nats-servers as one cluster: routes to every server, authenticated with the route user's required password", () => {
+		const conf = readFileSync(path.join(root, "docker/nats.conf"), "utf8");
+		const cluster = conf.slice(conf.indexOf("\ncluster {"));
+		expect(cluster).toMatch(/^\s+listen: "0\.0\.0\.0:6222"$/m);
+		expect(cluster).toMatch(new RegExp(`authorization \\{\\s+user: "route"\\s+password: \\$${ROUTE_PASSWORD_ENV}\\s+\\}`));
+		expect([...cluster.matchAll(/^\s+\$(NATS_ROUTE_\d+)$/gm)].map(match => match[1])).toEqual(COMPOSE_NATS_SERVERS.map(routeEnv));
+		for (const [, nats] of natsServers) {
+			expect(nats.environment?.[ROUTE_PASSWORD_ENV]).toMatch(new RegExp(`^\\$\\{${ROUTE_PASSWORD_ENV}:\\?`));
+			// nats-server reads a route's credentials from its URL only: each URL holds the route password.
+			for (const server of COMPOSE_NATS_SERVERS) {
+				expect(nats.environment?.[routeEnv(server)]).toBe(`nats-route://route:\${${ROUTE_PASSWORD_ENV}}@${server}:6222`);
+			}
 		}
 	});
 });
