@@ -8,6 +8,7 @@
 import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
 import { natsTransporter, transitEncryption } from "./lib/bus";
 import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
+import { shopTracing, traceLogFormatter } from "./lib/tracing";
 
 function configOrExit(): ShopConfig {
 	try {
@@ -48,6 +49,9 @@ function busMiddlewares(): Middleware[] {
 	return [warning];
 }
 
+// Traces (README "Operating the shop / Traces"): Moleculer's tracer, and the request id in every log line.
+const tracing = shopTracing(config.tracing);
+
 const isServerError = (err: Errors.MoleculerError | Error | undefined) => err != null && "code" in err && typeof err.code === "number" && err.code >= 500;
 
 const brokerConfig: BrokerOptions = {
@@ -56,13 +60,13 @@ const brokerConfig: BrokerOptions = {
 
 	logger: {
 		type: "Console",
-		options: { level: config.logLevel, colors: !process.env.CI, moduleColors: false, formatter: "short", autoPadding: false }
+		options: { level: config.logLevel, colors: !process.env.CI, moduleColors: false, formatter: traceLogFormatter as never, autoPadding: false }
 	},
 	logLevel: config.logLevel,
 
 	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl) : null,
 	serializer: "JSON",
-	middlewares: busMiddlewares(),
+	middlewares: [...busMiddlewares(), ...tracing.middlewares],
 
 	// A call that gets no answer in 5 s fails; the order flow uses its own, shorter timeout for payments.
 	requestTimeout: 5000,
@@ -110,7 +114,7 @@ const brokerConfig: BrokerOptions = {
 		reporter: config.metricsPort > 0 ? [{ type: "Prometheus", options: { host: config.host, port: config.metricsPort, path: "/metrics" } }] : []
 	},
 
-	tracing: { enabled: false }
+	tracing: tracing.options
 };
 
 export = brokerConfig;
