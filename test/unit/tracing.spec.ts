@@ -113,7 +113,8 @@ describe("log lines", () => {
 			actions: {
 				async go(ctx: Context) {
 					this.logger.info("front starts");
-					await ctx.call("back.work");
+					// The Fake transporter delivers in this process, inside the caller's async context; exit() stands for the process boundary.
+					await requestContext.exit(() => ctx.call("back.work"));
 					this.logger.info("front ends");
 				}
 			}
