@@ -225,6 +225,11 @@ export class RecentSpans extends TracerExporters.Base {
 		this.next = (this.next + 1) % this.size;
 	}
 
+	/** As `$node.options` shows it over the bus (Moleculer JSON-serialises the broker options): the size, never the kept spans. */
+	toJSON(): object {
+		return { type: "RecentSpans", size: this.size };
+	}
+
 	/** The kept spans of the given traces, and those tagged with the given order. */
 	find(query: SpanQuery): SpanRecord[] {
 		const traces = new Set(query.traceIds ?? []);
@@ -259,6 +264,11 @@ export class ShopZipkinExporter extends TracerExporters.Zipkin {
 			interval: options.interval,
 			headers: { "Content-Type": "application/json", ...(options.authorization ? { Authorization: options.authorization } : {}) }
 		});
+	}
+
+	/** As `$node.options` shows it over the bus: the URL, never the Authorization header nor the queued spans. */
+	toJSON(): object {
+		return { type: "Zipkin", baseURL: this.opts.baseURL };
 	}
 
 	override spanFinished(span: Span): void {

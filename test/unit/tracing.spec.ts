@@ -185,6 +185,16 @@ describe("TRACING_ZIPKIN_URL and TRACING_SAMPLE_RATE", () => {
 		expect(refused({ TRACING_ZIPKIN_URL: "http://zipkin:9411/?x=1" })).toMatch(/without query/);
 	});
 
+	it("the exporters show neither kept spans nor the Zipkin credentials in the broker options ($node.options)", () => {
+		const { options } = shopTracing({ zipkinUrl: "http://zipkin:9411", zipkinAuthorization: "Basic b3BzOnMzY3JldA==", sampleRate: 1 });
+		const shown = JSON.stringify(options);
+		expect(JSON.parse(shown).exporter).toEqual([
+			{ type: "RecentSpans", size: 4096 },
+			{ type: "Zipkin", baseURL: "http://zipkin:9411" }
+		]);
+		expect(shown).not.toContain("b3BzOnMzY3JldA");
+	});
+
 	it("a rate of 0 turns Moleculer's tracer off; the log context stays", () => {
 		const off = shopTracing({ zipkinUrl: null, zipkinAuthorization: null, sampleRate: 0 });
 		expect(off.options).toEqual({ enabled: false });
