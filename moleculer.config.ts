@@ -11,6 +11,7 @@ import { BoundedCacher, CACHE_LIMITS, validatedKeygen } from "./lib/cacher";
 import { chaosMiddleware } from "./lib/chaos";
 import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
 import { replCommands } from "./lib/repl";
+import { shopTracing, traceLogFormatter } from "./lib/tracing";
 
 function configOrExit(): ShopConfig {
 	try {
@@ -60,6 +61,9 @@ function busMiddlewares(): Middleware[] {
 	return [warning];
 }
 
+// Traces (README "Operating the shop / Traces"): Moleculer's tracer, and the request id in every log line.
+const tracing = shopTracing(config.tracing);
+
 const isServerError = (err: Errors.MoleculerError | Error | undefined) => err != null && "code" in err && typeof err.code === "number" && err.code >= 500;
 
 const brokerConfig: BrokerOptions = {
@@ -68,14 +72,14 @@ const brokerConfig: BrokerOptions = {
 
 	logger: {
 		type: "Console",
-		options: { level: config.logLevel, colors: !process.env.CI, moduleColors: false, formatter: "short", autoPadding: false }
+		options: { level: config.logLevel, colors: !process.env.CI, moduleColors: false, formatter: traceLogFormatter as never, autoPadding: false }
 	},
 	logLevel: config.logLevel,
 
 	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl, { name: config.nodeID ?? undefined }) : null,
 	serializer: "JSON",
 	// Chaos on purpose (lib/chaos.ts): off until switched on, refused where CHAOS_ALLOWED is false.
-	middlewares: [...busMiddlewares(), chaosMiddleware({ allowed: config.chaosAllowed })],
+	middlewares: [...busMiddlewares(), ...tracing.middlewares, chaosMiddleware({ allowed: config.chaosAllowed })],
 
 	// The shop's commands in `npm run repl` (lib/repl/): orders, books, cluster, chaos.
 	replOptions: { customCommands: replCommands },
@@ -128,7 +132,7 @@ const brokerConfig: BrokerOptions = {
 		reporter: config.metricsPort > 0 ? [{ type: "Prometheus", options: { host: config.host, port: config.metricsPort, path: "/metrics" } }] : []
 	},
 
-	tracing: { enabled: false }
+	tracing: tracing.options
 };
 
 export = brokerConfig;

@@ -9,6 +9,7 @@
  *   npm run bench                  5 rounds of 10 s per scenario, 1,000 products
  *   npm run bench -- --quick       a few seconds per scenario: the CI smoke test (books must balance)
  *   npm run bench -- --soak 300    also 300 s of orders on the single process, RSS sampled
+ *   npm run bench -- --tracing     only what tracing costs: off vs the default rate vs every request (3 rounds of 8 s)
  *
  * The table is printed and written as JSON to bench/results/.
  */
@@ -16,13 +17,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
-import { ServiceBroker, type BrokerOptions } from "moleculer";
+import { ServiceBroker, type BrokerOptions, type Context } from "moleculer";
 import projectOptions from "../moleculer.config";
 import { auditBooks } from "../test/support/books";
 import { seededRandom } from "../test/support/prng";
 import { startNats, type NatsServer } from "../test/support/nats";
 import { client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
 import { APPROVED_TEST_CARD } from "../lib/cards";
+import { DEFAULT_TRACING_SAMPLE_RATE } from "../lib/config";
+import { shopTracing } from "../lib/tracing";
 
 // --- Options ------------------------------------------------------------------------------------
 
@@ -30,9 +33,12 @@ const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const soakIndex = argv.indexOf("--soak");
 const soakSeconds = soakIndex >= 0 ? Number(argv[soakIndex + 1] || 300) : 0;
+const tracingOnly = argv.includes("--tracing");
 const settings = quick
 	? { rounds: 2, seconds: 2, warmupSeconds: 1, products: 200, connections: 32 }
-	: { rounds: 5, seconds: 10, warmupSeconds: 3, products: 1000, connections: 32 };
+	: tracingOnly
+		? { rounds: 3, seconds: 8, warmupSeconds: 2, products: 200, connections: 32 }
+		: { rounds: 5, seconds: 10, warmupSeconds: 3, products: 1000, connections: 32 };
 const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
 const SEED = 20261125;
 
@@ -326,6 +332,115 @@ async function callOverhead(): Promise<Record<string, number>> {
 	return results;
 }
 
+// --- What tracing costs (README "Operating the shop / Traces") ---------------------------------------
+
+interface TracingCost {
+	/** broker.call/s through the project's broker (in this process), median of alternated rounds, per variant; and the ratio to off. */
+	calls: Record<string, { rate: number; ratio: number }>;
+	reads: Comparison;
+	orders: Comparison;
+	books: Record<string, { orders: number; problems: string[] }>;
+}
+
+/** The shop in one process with tracing off (rate 0), at the default rate, and on every request; reads and orders. */
+async function tracingCost(): Promise<TracingCost> {
+	const variants: Array<[string, string]> = [
+		["tracing off", "0"],
+		[`tracing ${DEFAULT_TRACING_SAMPLE_RATE} (default)`, String(DEFAULT_TRACING_SAMPLE_RATE)],
+		["tracing 1", "1"]
+	];
+	const shops: Shop[] = [];
+	try {
+		for (const [name, rate] of variants) {
+			progress(`starting the shop in one process, ${name}`);
+			const shop = await startShop({ env: { ...commonEnv, TRACING_SAMPLE_RATE: rate } });
+			shops.push(await prepare(name, shop.baseUrl, [shop], async () => void (await shop.stop()), [name]));
+		}
+		const reads = await compare(
+			"tracing: GET /api/products/:id",
+			shops.map(shop => getSide(shop.name, shop.baseUrl, `/api/products/${shop.productIds[0]}`))
+		);
+		const orders = await compare("tracing: POST /api/orders", shops.map(orderSide));
+		const books: TracingCost["books"] = {};
+		for (const shop of shops) books[shop.name] = await checkBooks(shop);
+		return { calls: await tracedCallRates(variants), reads, orders, books };
+	} finally {
+		for (const shop of shops) await shop.stop();
+	}
+}
+
+/**
+ * The same cost without HTTP and SQLite around it: an action calling a second one (two spans a call),
+ * through the project's broker options with each TRACING_SAMPLE_RATE, in alternated rounds of 1 s.
+ */
+async function tracedCallRates(variants: Array<[string, string]>): Promise<TracingCost["calls"]> {
+	const brokers = variants.map(([name, rate]) => {
+		const tracing = shopTracing({ zipkinUrl: null, zipkinAuthorization: null, sampleRate: Number(rate) });
+		const broker = new ServiceBroker({
+			...projectOptions,
+			logger: false,
+			transporter: null,
+			metrics: { enabled: false },
+			tracing: tracing.options,
+			middlewares: tracing.middlewares
+		});
+		broker.createService({
+			name: "bench",
+			actions: {
+				outer: (ctx: Context<{ id: string }>) => ctx.call("bench.inner", { id: ctx.params.id }),
+				inner: (ctx: Context<{ id: string }>) => ({ id: ctx.params.id })
+			}
+		});
+		return { name, broker };
+	});
+	await Promise.all(brokers.map(({ broker }) => broker.start()));
+	const rates: Record<string, number[]> = Object.fromEntries(variants.map(([name]) => [name, []]));
+	for (let round = 0; round < 5; round++) {
+		for (const { name, broker } of brokers) {
+			const until = Date.now() + 1000;
+			let count = 0;
+			while (Date.now() < until) {
+				for (let i = 0; i < 200; i++) await broker.call("bench.outer", { id: "o-1" });
+				count += 200;
+			}
+			rates[name].push(count);
+		}
+	}
+	await Promise.all(brokers.map(({ broker }) => broker.stop()));
+	const off = median(rates[variants[0][0]]);
+	return Object.fromEntries(variants.map(([name]) => [name, { rate: median(rates[name]), ratio: round2(median(rates[name]) / off) }]));
+}
+
+function printTracingCost(cost: TracingCost): void {
+	console.log("\nTracing cost, in-process calls (an action calling another; calls/s, median of 5 alternated rounds, ratio to off):");
+	for (const [name, { rate, ratio }] of Object.entries(cost.calls)) console.log(`  ${name.padEnd(24)} ${String(rate).padStart(8)} calls/s  ${ratio}`);
+	console.log("\nTracing cost (one process over HTTP; req/s median of rounds, ratio to tracing off, min-max):");
+	for (const comparison of [cost.reads, cost.orders]) {
+		for (const [side, figures] of Object.entries(comparison.sides)) {
+			const ratio = comparison.ratios[`${side} / tracing off`];
+			console.log(
+				`  ${comparison.scenario.padEnd(32)} ${side.padEnd(22)} ${String(median(figures.rps)).padStart(6)} req/s  p99 ${String(median(figures.p99)).padStart(4)} ms  ${ratio ? `${ratio.median} (${ratio.min}-${ratio.max})` : "1"}`
+			);
+		}
+	}
+	for (const [name, books] of Object.entries(cost.books))
+		console.log(`  books, ${name}: ${books.orders} orders, ${books.problems.length === 0 ? "balanced" : `${books.problems.length} PROBLEMS`}`);
+}
+
+async function tracingMain(): Promise<void> {
+	const started = Date.now();
+	const cost = await tracingCost();
+	printTracingCost(cost);
+	const report = { date: new Date().toISOString(), mode: "tracing", settings, ...cost, seconds: Math.round((Date.now() - started) / 1000) };
+	mkdirSync(path.join(ROOT, "bench/results"), { recursive: true });
+	const file = path.join(ROOT, `bench/results/bench-tracing-${report.date.replace(/[:.]/g, "-")}.json`);
+	writeFileSync(file, JSON.stringify(report, null, 2));
+	console.log(`\nJSON: ${path.relative(ROOT, file)}`);
+	const problems = Object.values(cost.books).flatMap(book => book.problems);
+	if (problems.length > 0) console.error(`THE BOOKS DO NOT BALANCE:\n${problems.slice(0, 20).join("\n")}`);
+	process.exit(problems.length > 0 ? 1 : 0);
+}
+
 // --- Main -------------------------------------------------------------------------------------------
 
 async function main() {
@@ -387,6 +502,9 @@ async function main() {
 		const books = { single: await checkBooks(single), cluster: await checkBooks(cluster), "single, no metrics": await checkBooks(unmetered) };
 		progress("broker.call overhead");
 		const overhead = await callOverhead();
+		// The other shops are stopped first: the three compared here get the machine to themselves.
+		for (const stop of stops.splice(0).reverse()) await stop();
+		const tracing = quick ? undefined : await tracingCost();
 
 		const report = {
 			date: new Date().toISOString(),
@@ -399,6 +517,7 @@ async function main() {
 			soak,
 			books,
 			overhead,
+			tracing,
 			seconds: Math.round((Date.now() - started) / 1000)
 		};
 		printReport(report);
@@ -406,7 +525,7 @@ async function main() {
 		const file = path.join(ROOT, `bench/results/bench-${report.mode}-${report.date.replace(/[:.]/g, "-")}.json`);
 		writeFileSync(file, JSON.stringify(report, null, 2));
 		console.log(`\nJSON: ${path.relative(ROOT, file)}`);
-		const problems = Object.values(books).flatMap(book => book.problems);
+		const problems = [...Object.values(books), ...Object.values(tracing?.books ?? {})].flatMap(book => book.problems);
 		failed = problems.length > 0;
 		if (failed) console.error(`THE BOOKS DO NOT BALANCE:\n${problems.slice(0, 20).join("\n")}`);
 	} finally {
@@ -423,6 +542,7 @@ function printReport(report: {
 	soak?: { seconds: number; rssMb: number[]; growthPercent: number };
 	books: Record<string, { orders: number; problems: string[] }>;
 	overhead: Record<string, number>;
+	tracing?: TracingCost;
 	mode: string;
 	seconds: number;
 }) {
@@ -465,9 +585,10 @@ function printReport(report: {
 	console.log("\nBooks after the load:");
 	for (const [name, books] of Object.entries(report.books))
 		console.log(`  ${name.padEnd(8)} ${books.orders} orders, ${books.problems.length === 0 ? "balanced" : `${books.problems.length} PROBLEMS`}`);
+	if (report.tracing) printTracingCost(report.tracing);
 }
 
-main().catch(err => {
+(tracingOnly ? tracingMain() : main()).catch(err => {
 	console.error(err);
 	process.exit(1);
 });

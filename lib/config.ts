@@ -54,6 +54,17 @@ export interface ShopConfig {
 	transitKey: Buffer | null;
 	/** Chaos may be switched on (lib/chaos.ts): always outside production, in production only with CHAOS_ALLOWED=true. */
 	chaosAllowed: boolean;
+	// --- Tracing (README "Operating the shop / Traces") ---
+	tracing: TracingConfig;
+}
+
+export interface TracingConfig {
+	/** TRACING_ZIPKIN_URL without credentials and trailing slash (spans go to `<url>/api/v2/spans`); null: no Zipkin export. */
+	zipkinUrl: string | null;
+	/** An `Authorization: Basic` header made from the URL's user and password, if it had them (fetch refuses URLs with credentials). */
+	zipkinAuthorization: string | null;
+	/** TRACING_SAMPLE_RATE: the fraction of requests traced, 0..1; 0 turns Moleculer's tracer off. */
+	sampleRate: number;
 }
 
 /** A configuration mistake: its message is the one line printed before the node exits. */
@@ -199,6 +210,40 @@ function parseChaos(env: Env, production: boolean): boolean {
 	return parseBoolean(env, "CHAOS_ALLOWED", !production);
 }
 
+// --- Tracing: TRACING_ZIPKIN_URL and TRACING_SAMPLE_RATE (README "Operating the shop / Traces") ---
+
+/** TRACING_SAMPLE_RATE's default: chosen from the measured cost of tracing (README "Traces"). */
+export const DEFAULT_TRACING_SAMPLE_RATE = 0.1;
+
+function parseTracing(env: Env): TracingConfig {
+	const rawRate = env.TRACING_SAMPLE_RATE?.trim();
+	let sampleRate = DEFAULT_TRACING_SAMPLE_RATE;
+	if (rawRate) {
+		sampleRate = Number(rawRate);
+		if (!/^(\d+(\.\d*)?|\.\d+)$/.test(rawRate) || !(sampleRate >= 0 && sampleRate <= 1)) {
+			throw new ConfigError(`TRACING_SAMPLE_RATE must be a number from 0 to 1 (the fraction of requests traced), got "${rawRate}"`);
+		}
+	}
+	const rawUrl = env.TRACING_ZIPKIN_URL?.trim();
+	if (!rawUrl) return { zipkinUrl: null, zipkinAuthorization: null, sampleRate };
+	const shown = rawUrl.replace(/\/\/[^@/]*@/, "//***@");
+	let url: URL;
+	try {
+		url = new URL(rawUrl);
+	} catch {
+		throw new ConfigError(`TRACING_ZIPKIN_URL is not a valid URL: "${shown}" (expected e.g. http://127.0.0.1:9411)`);
+	}
+	if ((url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "" || url.search !== "" || url.hash !== "") {
+		throw new ConfigError(`TRACING_ZIPKIN_URL must be an http:// or https:// base URL without query, got "${shown}"`);
+	}
+	const zipkinAuthorization = url.username
+		? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString("base64")}`
+		: null;
+	url.username = "";
+	url.password = "";
+	return { zipkinUrl: url.href.replace(/\/+$/, ""), zipkinAuthorization, sampleRate };
+}
+
 function checkDbUrl(key: string, raw: string): string {
 	if (!/^(sqlite|postgres|postgresql):/.test(raw)) {
 		throw new ConfigError(`${key} must be a sqlite: or postgres:// URL, got "${raw.replace(/\/\/[^@]*@/, "//***@")}"`);
@@ -278,7 +323,8 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1000),
 		dbUrl: service => dbUrls.get(service) ?? `sqlite:${path.join(dataDir, `${service}.sqlite`)}`,
 		transitKey,
-		chaosAllowed: parseChaos(env, production)
+		chaosAllowed: parseChaos(env, production),
+		tracing: parseTracing(env)
 	};
 }
 

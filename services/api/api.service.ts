@@ -5,18 +5,20 @@
  * error leaves through `onError`, which turns it into the contract's `{ name, message, code, type,
  * data }` body. Health and readiness are answered here, by the gateway itself.
  */
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import type { Context, ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiRouteSchema, type ApiSettingsSchema, type IncomingRequest, type RateLimitSettings } from "moleculer-web";
 import { SERVICE_NAMES, SERVICES_DIR, shopConfig } from "../../lib/config";
 import { toErrorBody, validationError } from "../../lib/errors";
 import { restAliases, type RestSource } from "../../lib/rest-aliases";
+import { formatTraceparent, newTraceId, parseTraceparent, requestContext, type TraceParent } from "../../lib/tracing";
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
 import { ChaosMixin, chaosRestSource } from "./chaos.mixin";
 import { DrainMixin } from "./drain.mixin";
 import { SlidingWindowStore } from "./rate-limit-store";
+import { TracesMixin, tracesRestSource } from "./traces.mixin";
 import { WebMixin, webRestSource } from "./web.mixin";
 
 /** Every other service of this build: readiness means all of them answer. */
@@ -33,6 +35,7 @@ const aliases = restAliases([
 	{ name: "api", settings: { rest: "/health" }, actions: { health: { rest: "GET /" }, ready: { rest: "GET /ready" } } },
 	webRestSource,
 	chaosRestSource,
+	tracesRestSource,
 	...backendSchemas()
 ]);
 const aliasTable = (filter: (action: string) => boolean) =>
@@ -72,6 +75,31 @@ function requestIdOf(req: IncomingRequest): string | undefined {
 	const sent = req.headers["x-correlation-id"] ?? req.headers["x-request-id"];
 	return typeof sent === "string" && REQUEST_ID.test(sent) ? sent : undefined;
 }
+
+/**
+ * A request's trace, decided as it arrives (README "Traces"): a valid W3C `traceparent` continues
+ * the client's trace (its trace id becomes the request id, its parent-id the parent of the
+ * gateway's span, its sampled flag is followed); else a sane X-Request-ID is the request id, as
+ * before; else a fresh 32-hex id. The request id is the trace id: answered as X-Request-ID and in
+ * `traceparent`, carried to every node, printed on every log line.
+ */
+interface RequestTrace {
+	requestID: string;
+	parent: TraceParent | null;
+}
+type TracedRequest = IncomingMessage & { $trace?: RequestTrace };
+
+function requestTraceOf(req: IncomingMessage): RequestTrace {
+	const parent = parseTraceparent(req.headers.traceparent);
+	if (parent) return { requestID: parent.traceId, parent };
+	return { requestID: requestIdOf(req as IncomingRequest) ?? newTraceId(), parent: null };
+}
+
+/** The request path without its query string (which a span must not carry). */
+const pathOf = (url: string | undefined) => (url ?? "/").split("?", 1)[0];
+
+/** The HTTP request of moleculer-web's `rest` action. */
+const requestOf = (ctx: Context) => (ctx.params as { req: IncomingMessage }).req;
 
 /** Methods whose input is the body: the query string may not add to it or override it. */
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
@@ -169,7 +197,7 @@ export interface ReadyAnswer {
 
 const ApiService: ServiceSchema<ApiSettingsSchema> = {
 	name: "api",
-	mixins: [ApiGateway, AuthMixin, WebMixin, ChaosMixin, DrainMixin],
+	mixins: [ApiGateway, AuthMixin, WebMixin, ChaosMixin, TracesMixin, DrainMixin],
 
 	settings: {
 		port: config.port,
@@ -181,9 +209,15 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		// Never: request params carry card numbers and passwords, answers carry tokens.
 		logRequestParams: null,
 		logResponseData: null,
-		// The client's X-Request-ID, when it is sane (see requestIdOf); else the call's own generated id.
-		rootCallOptions: function (this: unknown, options: { requestID?: string }, req: IncomingRequest) {
-			options.requestID = requestIdOf(req);
+		// The request's trace (see requestTraceOf, decided in httpHandler below): its id, and the client's span as parent.
+		rootCallOptions: function (
+			this: unknown,
+			options: { requestID?: string; parentSpan?: { id: string; traceID: string; sampled: boolean } },
+			req: TracedRequest
+		) {
+			const trace = req.$trace ?? requestTraceOf(req);
+			options.requestID = trace.requestID;
+			if (trace.parent) options.parentSpan = { id: trace.parent.parentId, traceID: trace.requestID, sampled: trace.parent.sampled };
 		} as unknown as ApiSettingsSchema["rootCallOptions"],
 		routes: [
 			...RATE_LIMITED_ROUTES.map(({ name, action, limit }) => ({
@@ -224,7 +258,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 		rest: {
 			retryPolicy: { enabled: false },
 			// No timeout of its own: each call it makes has its action's timeout (orders.create's is longer).
-			timeout: 0
+			timeout: 0,
+			// moleculer-web's own tags carry the URL with its query; these carry the method and the path only, never a header.
+			tracing: {
+				spanName: (ctx: Context) => `${requestOf(ctx).method} ${pathOf(requestOf(ctx).url)}`,
+				tags: (ctx: Context, ...answer: unknown[]) => (answer.length > 0 ? {} : { http: { method: requestOf(ctx).method, path: pathOf(requestOf(ctx).url) } })
+			}
 		},
 
 		health: {
@@ -243,6 +282,29 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 				if (!ready) ctx.meta.$statusCode = 503;
 				return { status: ready ? "ready" : "degraded", services };
 			}
+		}
+	},
+
+	hooks: {
+		before: {
+			// The trace's W3C header on every answer: the client (or a proxy) continues or looks up the trace with it.
+			rest(ctx: Context<{ res: ServerResponse }>) {
+				if (!ctx.params.res.headersSent)
+					ctx.params.res.setHeader("traceparent", formatTraceparent(ctx.requestID ?? ctx.id, ctx.span?.id ?? ctx.id, ctx.tracing === true));
+			}
+		}
+	},
+
+	methods: {
+		/**
+		 * moleculer-web's HTTP entry, inside the request's log context from its first line (its
+		 * error handler logs after the `rest` action has returned, outside that action's context).
+		 */
+		httpHandler(req: TracedRequest, res: ServerResponse, next?: (err?: unknown) => void) {
+			const trace = requestTraceOf(req);
+			req.$trace = trace;
+			const handle = (ApiGateway.methods as { httpHandler(this: unknown, ...args: unknown[]): Promise<void> }).httpHandler;
+			return requestContext.run(trace.requestID, () => handle.call(this, req, res, next));
 		}
 	}
 };

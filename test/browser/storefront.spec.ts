@@ -33,7 +33,10 @@ describe("the shop in a browser", () => {
 
 	beforeAll(async () => {
 		[shop, browser] = await Promise.all([
-			startShop({ env: { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_RATE_LIMIT: "1000", REGISTER_RATE_LIMIT: "1000" } }),
+			// Every request traced, so the order page's waterfall has the walk's order.
+			startShop({
+				env: { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_RATE_LIMIT: "1000", REGISTER_RATE_LIMIT: "1000", TRACING_SAMPLE_RATE: "1" }
+			}),
 			launchBrowser()
 		]);
 		api = client(shop.baseUrl);
@@ -364,6 +367,13 @@ describe("the shop in a browser", () => {
 			await admin.getByRole("rowheader", { name: "Sticker pack" }).waitFor();
 			await admin.getByText(/card ending 4242: refunded/).waitFor();
 			await admin.getByText("Now cancelled (cancelled by the customer)").waitFor();
+			// Its trace as a waterfall: the gateway's request at the root, the calls it made to the other services under it.
+			const waterfall = admin.getByRole("table", { name: "Spans of the order's trace, in call order" });
+			await waterfall.getByRole("rowheader", { name: "POST /api/orders", exact: true }).waitFor();
+			await waterfall.getByRole("rowheader", { name: "action 'payments.capture'", exact: true }).waitFor();
+			const services = await waterfall.locator("tbody tr td:nth-of-type(1)").allTextContents();
+			expect(new Set(services).size).toBeGreaterThanOrEqual(3);
+			expect(await waterfall.locator("tbody tr td:nth-of-type(4)").allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^[\d.]+ ms$/)]));
 			await a11y(admin);
 		});
 

@@ -6,6 +6,7 @@ import { age, CANCEL_REASONS, dateTime, money } from "../shared/format";
 import { navigate } from "../shared/router";
 import { Notice, Pager, PageTitle, useInterval } from "../shared/ui";
 import { relogin, token } from "./state";
+import { OrderTrace } from "./trace";
 
 /** A pending order older than this has waited longer than any payment timeout: it stands out. */
 const STUCK_AFTER_MS = 10_000;
@@ -227,6 +228,7 @@ export function AdminOrder({ id }: { id: string }) {
 					</button>
 				</p>
 			)}
+			<OrderTrace id={current.id} />
 			<p>
 				<a href="/admin/orders">All orders</a>
 			</p>
