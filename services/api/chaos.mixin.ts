@@ -1,6 +1,6 @@
 /**
  * The admin API of chaos on purpose (lib/chaos.ts): `POST /api/admin/chaos` switches a fault on for
- * every node, `DELETE /api/admin/chaos` (`?action=`) switches it off, `GET /api/admin/chaos` shows
+ * every node, `DELETE /api/admin/chaos/<action>` switches it off (every rule without one), `GET /api/admin/chaos` shows
  * what each node does. The gateway refuses (403) when its node does not allow chaos (CHAOS_ALLOWED,
  * false by default in production), and every node checks again for itself.
  */
@@ -39,7 +39,8 @@ export const ChaosMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
 		},
 
 		chaosOff: {
-			rest: "DELETE /chaos",
+			// The action to switch off in the path (`DELETE /api/admin/chaos/payments.capture`); none: every rule.
+			rest: "DELETE /chaos{/:action}",
 			auth: "admin",
 			params: { action: { type: "string", max: 128, optional: true }, $$strict: "remove" },
 			async handler(ctx: Context<{ action?: string }, ShopMeta>): Promise<{ off: string }> {

@@ -40,7 +40,7 @@ describe("POST /api/admin/chaos", () => {
 		const rules = (await api.get("/api/admin/chaos", { token: admin })).body.nodes;
 		expect(rules).toEqual([expect.objectContaining({ allowed: true, rules: [expect.objectContaining({ action: "inventory.get", latencyMs: 100 })] })]);
 
-		const off = await api.request("DELETE", "/api/admin/chaos?action=inventory.get", { token: admin });
+		const off = await api.request("DELETE", "/api/admin/chaos/inventory.get", { token: admin });
 		expect(off.status).toBe(200);
 		expect(off.body).toEqual({ off: "inventory.get" });
 		expect((await api.get("/api/admin/chaos", { token: admin })).body.nodes[0].rules).toEqual([]);

@@ -169,7 +169,13 @@ let userCounter = 0;
 /** Registers a fresh customer and answers its token and id. */
 export async function registerUser(baseUrl: string, prefix = "buyer"): Promise<{ token: string; id: string; email: string }> {
 	const email = `${prefix}-${process.pid}-${Date.now()}-${userCounter++}@example.test`;
-	const res = await request(baseUrl, "POST", "/api/users/register", { body: { email, password: "correct horse battery", name: prefix } });
+	let res = await request(baseUrl, "POST", "/api/users/register", { body: { email, password: "correct horse battery", name: prefix } });
+	// A 503 is the contract's "try again": users refuses a hash it could not finish in time (many
+	// registrations at once on a loaded machine); like a real client, wait and retry.
+	for (let attempt = 1; res.status === 503 && attempt <= 10; attempt++) {
+		await new Promise(resolve => setTimeout(resolve, 250 * attempt));
+		res = await request(baseUrl, "POST", "/api/users/register", { body: { email, password: "correct horse battery", name: prefix } });
+	}
 	if (res.status !== 201) throw new Error(`register failed: ${res.status} ${JSON.stringify(res.body)}`);
 	return { token: res.body.token, id: res.body.user.id, email };
 }
