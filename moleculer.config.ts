@@ -8,6 +8,7 @@
 import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
 import { natsTransporter, transitEncryption } from "./lib/bus";
 import { BoundedCacher, CACHE_LIMITS, validatedKeygen } from "./lib/cacher";
+import { RefusedRetryMiddleware } from "./lib/refused-retry";
 import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
 
 function configOrExit(): ShopConfig {
@@ -63,7 +64,8 @@ const brokerConfig: BrokerOptions = {
 
 	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl) : null,
 	serializer: "JSON",
-	middlewares: busMiddlewares(),
+	// A call a stopping node refused unrun goes to another node, even where retries are off (lib/refused-retry.ts).
+	middlewares: [...busMiddlewares(), RefusedRetryMiddleware()],
 
 	// A call that gets no answer in 5 s fails; the order flow uses its own, shorter timeout for payments.
 	requestTimeout: 5000,
