@@ -18,6 +18,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import path from "node:path";
 
 export interface Upstream {
@@ -152,13 +153,16 @@ export async function startNginx(options: { prefix: string; listen: string; upst
 	const [host, port] = [options.listen.slice(0, options.listen.lastIndexOf(":")), Number(options.listen.slice(options.listen.lastIndexOf(":") + 1))];
 	const deadline = Date.now() + 10_000;
 	for (;;) {
-		const listening = await Promise.race([
-			fetch(`http://${host}:${port}/`, { method: "HEAD" }).then(
-				() => true,
-				() => false
-			),
-			failed
-		]);
+		// A TCP connect only: an HTTP request would reach gateways that may not listen yet.
+		const connects = new Promise<boolean>(resolve => {
+			const socket = connect(port, host === "0.0.0.0" ? "127.0.0.1" : host);
+			socket.once("connect", () => {
+				socket.destroy();
+				resolve(true);
+			});
+			socket.once("error", () => resolve(false));
+		});
+		const listening = await Promise.race([connects, failed]);
 		if (listening) break;
 		if (Date.now() > deadline) throw new Error(`nginx did not listen on ${options.listen} within 10 s:\n${output}`);
 		await sleep(50);

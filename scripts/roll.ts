@@ -38,7 +38,10 @@ export class NodeProcess {
 
 	constructor(
 		readonly spec: NodeSpec,
-		private readonly hooks: { onLine?: (nodeID: string, line: string) => void; onUnexpectedExit?: (nodeID: string, code: number | null, signal: string | null) => void } = {}
+		private readonly hooks: {
+			onLine?: (nodeID: string, line: string) => void;
+			onUnexpectedExit?: (nodeID: string, code: number | null, signal: string | null) => void;
+		} = {}
 	) {}
 
 	get nodeID(): string {
@@ -122,7 +125,11 @@ export async function startBusWatcher(options: { url: string; nodeID: string; tr
 		},
 		async sees(viewer, nodeID, services) {
 			try {
-				const items = await broker.call<ServiceItem[], object>("$node.services", { onlyAvailable: true, skipInternal: true, grouping: false }, { nodeID: viewer });
+				const items = await broker.call<ServiceItem[], object>(
+					"$node.services",
+					{ onlyAvailable: true, skipInternal: true, grouping: false },
+					{ nodeID: viewer }
+				);
 				return services.every(name => items.some(item => item.name === name && item.nodeID === nodeID));
 			} catch {
 				return false;

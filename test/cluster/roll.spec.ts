@@ -85,7 +85,11 @@ describe("a rolling restart of every node under load", () => {
 		}
 		for (const port of gatewayPorts.values()) {
 			const deadline = Date.now() + 30_000;
-			while ((await fetch(`http://127.0.0.1:${port}/api/health/ready`).then(res => res.status).catch(() => 0)) !== 200) {
+			while (
+				(await fetch(`http://127.0.0.1:${port}/api/health/ready`)
+					.then(res => res.status)
+					.catch(() => 0)) !== 200
+			) {
 				if (Date.now() > deadline) throw new Error(`gateway on ${port} not ready`);
 				await new Promise(resolve => setTimeout(resolve, 100));
 			}
@@ -132,7 +136,12 @@ describe("a rolling restart of every node under load", () => {
 						body: JSON.stringify({ items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } })
 					});
 				} else {
-					const url = { products: "/api/products?page=1&pageSize=5", product: `/api/products/${product.id}`, "my orders": "/api/orders?pageSize=5", me: "/api/users/me" }[kind]!;
+					const url = {
+						products: "/api/products?page=1&pageSize=5",
+						product: `/api/products/${product.id}`,
+						"my orders": "/api/orders?pageSize=5",
+						me: "/api/users/me"
+					}[kind]!;
 					res = await fetch(baseUrl + url, { signal, headers: { authorization: `Bearer ${buyer.token}` } });
 				}
 				const text = await res.text();
@@ -213,6 +222,12 @@ describe("a rolling restart of every node under load", () => {
 		expect(books.problems).toEqual([]);
 		const known = new Set(books.orders.map(order => order.id));
 		expect(accepted.filter(id => !id || !known.has(id))).toEqual([]);
-		for (const node of nodes) expect(`${node.nodeID}: ${output.get(node.nodeID)!.filter(line => /\bERROR\b|Unhandled/i.test(line)).join("\n")}`).toBe(`${node.nodeID}: `);
+		for (const node of nodes)
+			expect(
+				`${node.nodeID}: ${output
+					.get(node.nodeID)!
+					.filter(line => /\bERROR\b|Unhandled/i.test(line))
+					.join("\n")}`
+			).toBe(`${node.nodeID}: `);
 	});
 });
