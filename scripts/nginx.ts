@@ -20,6 +20,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import path from "node:path";
+import { CLUSTER_LAYOUT } from "./cluster-layout";
 
 export interface Upstream {
 	/** `host:port` of a gateway. */
@@ -189,3 +190,10 @@ export async function startNginx(options: { prefix: string; listen: string; upst
 		}
 	};
 }
+
+/** The gateways of a layout (its nodes that run `api`), by node id: the compose file's service names. */
+export const gatewaysOf = (layout: ReadonlyArray<{ nodeID: string; services: readonly string[] }>) =>
+	layout.filter(node => node.services.includes("api")).map(node => node.nodeID);
+
+// Regenerate docker/nginx.conf: npm run build && node dist/scripts/nginx.js > docker/nginx.conf
+if (require.main === module) process.stdout.write(composeNginxConfigText(gatewaysOf(CLUSTER_LAYOUT)));

@@ -9,6 +9,7 @@ import { load } from "js-yaml";
 import { SERVICE_NAMES } from "../../lib/config";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
 import { composeNatsConfigText, passwordEnv, type BusRole } from "../../scripts/nats-auth";
+import { composeNginxConfigText, gatewaysOf } from "../../scripts/nginx";
 import packageJson from "../../package.json";
 
 const root = path.resolve(__dirname, "../..");
@@ -23,7 +24,7 @@ interface ComposeService {
 
 describe("docker/", () => {
 	const compose = load(readFileSync(path.join(root, "docker/docker-compose.yml"), "utf8")) as { services: Record<string, ComposeService> };
-	const nodes = Object.entries(compose.services).filter(([name]) => name !== "nats");
+	const nodes = Object.entries(compose.services).filter(([name]) => name !== "nats" && name !== "nginx");
 
 	it("the compose file runs exactly the nodes of the local cluster layout", () => {
 		const fromCompose = nodes
@@ -39,7 +40,7 @@ describe("docker/", () => {
 		expect([...new Set(CLUSTER_LAYOUT.flatMap(node => node.services))].sort()).toEqual([...SERVICE_NAMES]);
 	});
 
-	it("joins every node to NATS as its role's user, with the transit key, and publishes only the gateway", () => {
+	it("joins every node to NATS as its role's user, with the transit key, and publishes no node", () => {
 		for (const [name, service] of nodes) {
 			const role = service.environment?.SERVICES as BusRole;
 			expect(`${name}: ${service.environment?.TRANSPORTER}`).toBe(`${name}: nats://${role}:\${${passwordEnv(role)}}@nats:4222`);
@@ -48,7 +49,21 @@ describe("docker/", () => {
 			expect(service.environment?.TRANSIT_KEY).toMatch(/^\$\{TRANSIT_KEY:\?/);
 			expect(service.environment?.NODE_ENV).toBe("production");
 		}
-		expect(nodes.filter(([, service]) => service.ports?.length).map(([name]) => name)).toEqual(["api-1"]);
+		expect(nodes.filter(([, service]) => service.ports?.length).map(([name]) => name)).toEqual([]);
+	});
+
+	it("puts nginx in front of every gateway of the layout, with docker/nginx.conf as scripts/nginx.ts writes it, and publishes only it", () => {
+		const nginx = compose.services.nginx as ComposeService & { depends_on?: string[] };
+		const gateways = gatewaysOf(CLUSTER_LAYOUT);
+		expect(gateways.length).toBeGreaterThanOrEqual(2);
+		expect(nginx.volumes).toEqual(["./nginx.conf:/etc/nginx/nginx.conf:ro"]);
+		expect(nginx.ports).toEqual(["${PORT:-3000}:80"]);
+		expect(nginx.depends_on).toEqual(gateways);
+		const conf = readFileSync(path.join(root, "docker/nginx.conf"), "utf8");
+		expect(conf).toBe(composeNginxConfigText(gateways));
+		// A refused connection moves on; a POST that reached a gateway is never sent to another (no non_idempotent, no http_503).
+		expect(conf).toMatch(/^\s*proxy_next_upstream error timeout;$/m);
+		expect(conf).not.toMatch(/^\s*keepalive /m);
 	});
 
 	it("the image starts the shop as npm start does, listening on 0.0.0.0", () => {
