@@ -10,6 +10,7 @@ import { natsTransporter, transitEncryption } from "./lib/bus";
 import { BoundedCacher, CACHE_LIMITS, validatedKeygen } from "./lib/cacher";
 import { chaosMiddleware } from "./lib/chaos";
 import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
+import { RefusedRetryMiddleware } from "./lib/refused-retry";
 import { replCommands } from "./lib/repl";
 import { shopTracing, traceLogFormatter } from "./lib/tracing";
 
@@ -78,8 +79,10 @@ const brokerConfig: BrokerOptions = {
 
 	transporter: config.transporterUrl ? natsTransporter(config.transporterUrl, { name: config.nodeID ?? undefined }) : null,
 	serializer: "JSON",
-	// Chaos on purpose (lib/chaos.ts): off until switched on, refused where CHAOS_ALLOWED is false.
-	middlewares: [...busMiddlewares(), ...tracing.middlewares, chaosMiddleware({ allowed: config.chaosAllowed })],
+	// The bus (lib/bus.ts); tracing (lib/tracing.ts); chaos on purpose (lib/chaos.ts): off until switched
+	// on, refused where CHAOS_ALLOWED is false; a call a stopping node refused unrun goes to another
+	// node, even where retries are off (lib/refused-retry.ts).
+	middlewares: [...busMiddlewares(), ...tracing.middlewares, chaosMiddleware({ allowed: config.chaosAllowed }), RefusedRetryMiddleware()],
 
 	// The shop's commands in `npm run repl` (lib/repl/): orders, books, cluster, chaos.
 	replOptions: { customCommands: replCommands },

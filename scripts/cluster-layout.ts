@@ -12,10 +12,13 @@ export interface ClusterNode {
 
 export const CLUSTER_LAYOUT: ClusterNode[] = [
 	{ nodeID: "users-1", services: ["users"] },
+	{ nodeID: "users-2", services: ["users"] },
 	{ nodeID: "inventory-1", services: ["inventory"] },
 	{ nodeID: "inventory-2", services: ["inventory"] },
 	{ nodeID: "orders-1", services: ["orders"] },
+	{ nodeID: "orders-2", services: ["orders"] },
 	{ nodeID: "payments-1", services: ["payments"] },
 	{ nodeID: "payments-2", services: ["payments"] },
-	{ nodeID: "api-1", services: ["api"] }
+	{ nodeID: "api-1", services: ["api"] },
+	{ nodeID: "api-2", services: ["api"] }
 ];

@@ -20,12 +20,15 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { CLUSTER_LAYOUT } from "./cluster-layout";
+import { listenForControl, sendControl } from "./cluster-control";
+import { startNginx, type Nginx } from "./nginx";
+import { NodeProcess, rollingRestart, startBusWatcher, summaryLine } from "./roll";
 import { busNodesOf, natsUrlFor, writeNatsClusterConfig, type BusRole } from "./nats-auth";
-import { NODE_ARGS, ROOT as root } from "./paths";
+import { ROOT as root } from "./paths";
 
 const natsPort = Number(process.env.NATS_PORT || 4222);
 const natsClusterPort = Number(process.env.NATS_CLUSTER_PORT || 6222);
@@ -39,6 +42,13 @@ const natsServers = Array.from({ length: NATS_SERVERS }, (_, i) => ({
 const externalTransporter = process.env.TRANSPORTER || null;
 const metricsBase = Number(process.env.METRICS_PORT || 3030);
 const dataDir = path.resolve(process.env.DATA_DIR || path.join(root, "data/cluster"));
+
+// `npm run cluster -- roll`: ask the cluster running on this DATA_DIR to roll, and print what it says.
+if (process.argv[2] === "roll") {
+	void sendControl(dataDir, "roll").then(code => process.exit(code));
+}
+const port = Number(process.env.PORT || 3000);
+const host = process.env.HOST || "127.0.0.1";
 // One secret for every node: a token from one users node must be good on any other.
 const jwtSecret = process.env.JWT_SECRET || randomBytes(32).toString("hex");
 // One transit key for every node, never printed.
@@ -46,8 +56,10 @@ const transitKey = process.env.TRANSIT_KEY || randomBytes(32).toString("hex");
 
 // Every node runs one service: its role on the bus, and its NATS user. The REPL joins as ops-1.
 const OPS_NODE_ID = "ops-1";
-const busNodes = busNodesOf(CLUSTER_LAYOUT, [OPS_NODE_ID]);
-const natsAuth = externalTransporter ? null : writeNatsClusterConfig({ servers: natsServers, nodes: busNodes, env: process.env });
+// The roll's watcher (scripts/roll.ts) joins as the ops role too, under its own node id.
+const ROLL_NODE_ID = "ops-roll";
+const busNodes = busNodesOf(CLUSTER_LAYOUT, [OPS_NODE_ID, ROLL_NODE_ID]);
+const natsAuth = process.argv[2] === "roll" || externalTransporter ? null : writeNatsClusterConfig({ servers: natsServers, nodes: busNodes, env: process.env });
 const transporterFor = (role: BusRole) =>
 	externalTransporter ??
 	natsUrlFor(
@@ -56,9 +68,14 @@ const transporterFor = (role: BusRole) =>
 		natsServers.map(server => server.listen)
 	);
 
+// No process started here gets the roles' NATS passwords (nor the route password) an operator may have set.
+const inheritedEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^NATS_[A-Z]+_PASSWORD$/.test(key)));
+
 const nats: ChildProcess[] = [];
-const nodes: ChildProcess[] = [];
+const nodes: NodeProcess[] = [];
+let nginx: Nginx | null = null;
 let stopping = false;
+let rolling = false;
 
 function pipeOutput(name: string, child: ChildProcess) {
 	for (const stream of [child.stdout, child.stderr]) {
@@ -68,9 +85,7 @@ function pipeOutput(name: string, child: ChildProcess) {
 
 function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 	// Own process group: a Ctrl-C reaches this script only, which stops the nodes first and NATS last.
-	// No node gets the other roles' NATS passwords (nor the route password) an operator may have set here.
-	const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^NATS_[A-Z]+_PASSWORD$/.test(key)));
-	const child = spawn(command, args, { cwd: root, env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+	const child = spawn(command, args, { cwd: root, env: { ...inheritedEnv, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
 	pipeOutput(name, child);
 	child.on("exit", (code, signal) => {
 		if (!stopping) console.log(`${name.padEnd(12)}| exited (${signal ?? code})`);
@@ -82,18 +97,20 @@ function stopAll() {
 	if (stopping) return;
 	stopping = true;
 	console.log("Stopping the cluster...");
-	for (const node of nodes) node.kill("SIGTERM");
-	const exits = nodes.map(node => new Promise(resolve => (node.exitCode !== null ? resolve(null) : node.once("exit", resolve))));
+	// The balancer first (it answers what it carries), then every node at once, NATS last.
+	const exits = (nginx ? nginx.stop() : Promise.resolve()).then(() => Promise.all(nodes.map(node => node.stop())));
 	// NATS last, so that every node can say goodbye to the others.
-	void Promise.all(exits).then(() => {
+	void exits.then(() => {
 		for (const server of nats) server.kill("SIGTERM");
 		if (natsAuth) rmSync(natsAuth.dir, { recursive: true, force: true });
 		process.exit(0);
 	});
 }
 
-process.on("SIGINT", stopAll);
-process.on("SIGTERM", stopAll);
+if (process.argv[2] !== "roll") {
+	process.on("SIGINT", stopAll);
+	process.on("SIGTERM", stopAll);
+}
 
 if (natsAuth) {
 	// What `npm run repl` needs to join this cluster (the ops user may call every node): private, like the config.
@@ -113,25 +130,106 @@ if (natsAuth) {
 	);
 }
 
-// Give NATS a moment; the nodes reconnect by themselves if they are early.
-setTimeout(
-	() => {
-		CLUSTER_LAYOUT.forEach((node, i) => {
-			const child = start(node.nodeID, process.execPath, [...NODE_ARGS], {
-				NODEID: node.nodeID,
-				SERVICES: node.services.join(","),
-				TRANSPORTER: transporterFor(node.services.join(",") as BusRole),
-				TRANSIT_KEY: transitKey,
-				METRICS_PORT: String(metricsBase + 1 + i),
-				DATA_DIR: dataDir,
-				JWT_SECRET: jwtSecret
-			});
-			nodes.push(child);
+/** One restart of every node, one at a time, for the control socket (`npm run cluster -- roll`). */
+async function roll(say: (line: string) => void): Promise<boolean> {
+	if (rolling || stopping) {
+		say(rolling ? "A roll is already running." : "The cluster is stopping.");
+		return false;
+	}
+	rolling = true;
+	const log = (line: string) => {
+		console.log(`${"roll".padEnd(12)}| ${line}`);
+		say(line);
+	};
+	const watcher = await startBusWatcher({ url: transporterFor("ops"), nodeID: ROLL_NODE_ID, transitKey: Buffer.from(transitKey, "hex") });
+	try {
+		// Let the watcher learn every node before the first one goes.
+		await new Promise(resolve => setTimeout(resolve, 1500));
+		const gateways = nodes.filter(node => node.isGateway);
+		const upstreams = (out?: NodeProcess) => gateways.map(node => ({ address: `127.0.0.1:${node.spec.port}`, down: node === out }));
+		const summary = await rollingRestart({
+			nodes,
+			watcher,
+			balancer: nginx ? { takeOut: node => nginx!.reload(upstreams(node)), putBack: () => nginx!.reload(upstreams()) } : undefined,
+			log
 		});
-		const where = externalTransporter
-			? externalTransporter.replace(/\/\/[^@/,]*@/g, "//***@")
-			: `a cluster of ${NATS_SERVERS} nats-servers on 127.0.0.1:${natsPort}-${natsPort + NATS_SERVERS - 1} (a user per role, encrypted)`;
-		console.log(`Cluster starting: ${CLUSTER_LAYOUT.length} nodes on ${where}, data in ${dataDir}, gateway on port ${process.env.PORT || 3000}`);
-	},
-	process.env.TRANSPORTER ? 0 : 300
-);
+		log(summaryLine(summary));
+		return true;
+	} catch (err) {
+		log(`Roll stopped: ${(err as Error).message}`);
+		return false;
+	} finally {
+		rolling = false;
+		await watcher.stop();
+	}
+}
+
+// Give NATS a moment; the nodes reconnect by themselves if they are early.
+if (process.argv[2] !== "roll")
+	setTimeout(
+		() => {
+			let gateway = 0;
+			CLUSTER_LAYOUT.forEach((layoutNode, i) => {
+				const gatewayPort = layoutNode.services.includes("api") ? port + 1 + gateway++ : undefined;
+				const node = new NodeProcess(
+					{
+						nodeID: layoutNode.nodeID,
+						services: layoutNode.services,
+						port: gatewayPort,
+						env: {
+							...inheritedEnv,
+							NODEID: layoutNode.nodeID,
+							SERVICES: layoutNode.services.join(","),
+							TRANSPORTER: transporterFor(layoutNode.services.join(",") as BusRole),
+							TRANSIT_KEY: transitKey,
+							METRICS_PORT: String(metricsBase + 1 + i),
+							DATA_DIR: dataDir,
+							JWT_SECRET: jwtSecret,
+							// Gateways behind nginx: on loopback, each on its own port.
+							...(gatewayPort ? { PORT: String(gatewayPort), HOST: "127.0.0.1" } : {})
+						}
+					},
+					{
+						onLine: (nodeID, line) => console.log(`${nodeID.padEnd(12)}| ${line}`),
+						onUnexpectedExit: (nodeID, code, signal) => {
+							if (!stopping) console.log(`${nodeID.padEnd(12)}| exited (${signal ?? code})`);
+						}
+					}
+				);
+				node.start();
+				nodes.push(node);
+			});
+			const where = externalTransporter
+				? externalTransporter.replace(/\/\/[^@/,]*@/g, "//***@")
+				: `a cluster of ${NATS_SERVERS} nats-servers on 127.0.0.1:${natsPort}-${natsPort + NATS_SERVERS - 1} (a user per role, encrypted)`;
+			const gateways = nodes.filter(node => node.isGateway).map(node => node.spec.port);
+			console.log(
+				`Cluster starting: ${CLUSTER_LAYOUT.length} nodes on ${where}, data in ${dataDir}, nginx on ${host}:${port} in front of the gateways on ports ${gateways.join(", ")}`
+			);
+			startNginx({
+				prefix: path.join(dataDir, "nginx"),
+				listen: `${host}:${port}`,
+				upstreams: gateways.map(gatewayPort => ({ address: `127.0.0.1:${gatewayPort}` })),
+				onLine: line => console.log(`${"nginx".padEnd(12)}| ${line}`)
+			}).then(
+				started => {
+					nginx = started;
+					if (stopping) void started.stop();
+				},
+				(err: Error) => {
+					console.error(`${err.message}`);
+					stopAll();
+				}
+			);
+			mkdirSync(dataDir, { recursive: true });
+			listenForControl(dataDir, (command, say) => {
+				if (command === "roll") return roll(say);
+				say(`Unknown command "${command}" (known: roll).`);
+				return Promise.resolve(false);
+			}).then(
+				() => console.log(`To restart every node one at a time: npm run cluster -- roll (DATA_DIR=${dataDir})`),
+				(err: Error) => console.error(`No roll control: ${err.message}`)
+			);
+		},
+		process.env.TRANSPORTER ? 0 : 300
+	);

@@ -204,10 +204,10 @@ describe("NATS users and subject permissions", () => {
 				.publish.filter(subject => subject.startsWith(`${BUS_PREFIX}.REQ.`))
 				.map(subject => subject.split(".")[2])
 				.sort();
-		expect(requests("payments")).toEqual(["orders-1"]);
+		expect(requests("payments")).toEqual(["orders-1", "orders-2"]);
 		expect(requests("users")).toEqual([]);
 		expect(requests("orders")).toEqual(["inventory-1", "inventory-2", "payments-1", "payments-2"]);
-		expect(requests("api")).toEqual(["inventory-1", "inventory-2", "orders-1", "payments-1", "payments-2", "users-1"]);
+		expect(requests("api")).toEqual(["inventory-1", "inventory-2", "orders-1", "orders-2", "payments-1", "payments-2", "users-1", "users-2"]);
 		expect(BUS_CALLS.inventory).toEqual([]);
 	});
 

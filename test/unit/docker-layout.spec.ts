@@ -6,10 +6,10 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { load } from "js-yaml";
-import { SERVICE_NAMES } from "../../lib/config";
+import { parseNatsServers, SERVICE_NAMES } from "../../lib/config";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
 import { COMPOSE_NATS_SERVERS, composeNatsConfigText, passwordEnv, ROUTE_PASSWORD_ENV, routeEnv, type BusRole } from "../../scripts/nats-auth";
-import { parseNatsServers } from "../../lib/config";
+import { composeNginxConfigText, gatewaysOf } from "../../scripts/nginx";
 import packageJson from "../../package.json";
 
 const root = path.resolve(__dirname, "../..");
@@ -26,7 +26,7 @@ interface ComposeService {
 describe("docker/", () => {
 	const compose = load(readFileSync(path.join(root, "docker/docker-compose.yml"), "utf8")) as { services: Record<string, ComposeService> };
 	const isNats = (name: string) => /^nats-\d+$/.test(name);
-	const nodes = Object.entries(compose.services).filter(([name]) => !isNats(name));
+	const nodes = Object.entries(compose.services).filter(([name]) => !isNats(name) && name !== "nginx");
 	const natsServers = Object.entries(compose.services).filter(([name]) => isNats(name));
 
 	it("the compose file runs exactly the nodes of the local cluster layout", () => {
@@ -43,7 +43,7 @@ describe("docker/", () => {
 		expect([...new Set(CLUSTER_LAYOUT.flatMap(node => node.services))].sort()).toEqual([...SERVICE_NAMES]);
 	});
 
-	it("joins every node to all three NATS servers as its role's user, with the transit key, and publishes only the gateway", () => {
+	it("joins every node to all three NATS servers as its role's user, with the transit key, and publishes no node", () => {
 		for (const [name, service] of nodes) {
 			const role = service.environment?.SERVICES as BusRole;
 			// The user and password written once, for every server of the list (lib/config.ts parseNatsServers).
@@ -61,7 +61,21 @@ describe("docker/", () => {
 			expect(service.environment?.TRANSIT_KEY).toMatch(/^\$\{TRANSIT_KEY:\?/);
 			expect(service.environment?.NODE_ENV).toBe("production");
 		}
-		expect(nodes.filter(([, service]) => service.ports?.length).map(([name]) => name)).toEqual(["api-1"]);
+		expect(nodes.filter(([, service]) => service.ports?.length).map(([name]) => name)).toEqual([]);
+	});
+
+	it("puts nginx in front of every gateway of the layout, with docker/nginx.conf as scripts/nginx.ts writes it, and publishes only it", () => {
+		const nginx = compose.services.nginx as ComposeService & { depends_on?: string[] };
+		const gateways = gatewaysOf(CLUSTER_LAYOUT);
+		expect(gateways.length).toBeGreaterThanOrEqual(2);
+		expect(nginx.volumes).toEqual(["./nginx.conf:/etc/nginx/nginx.conf:ro"]);
+		expect(nginx.ports).toEqual(["${PORT:-3000}:80"]);
+		expect(nginx.depends_on).toEqual(gateways);
+		const conf = readFileSync(path.join(root, "docker/nginx.conf"), "utf8");
+		expect(conf).toBe(composeNginxConfigText(gateways));
+		// A refused connection moves on; a POST that reached a gateway is never sent to another (no non_idempotent, no http_503).
+		expect(conf).toMatch(/^\s*proxy_next_upstream error timeout;$/m);
+		expect(conf).not.toMatch(/^\s*keepalive /m);
 	});
 
 	it("the image starts the shop as npm start does, listening on 0.0.0.0", () => {
