@@ -52,10 +52,22 @@ export interface StartOptions {
 	timeoutMs?: number;
 }
 
-/** Spawns a shop node; resolves once it answers (see `waitFor`). */
+/**
+ * Spawns a shop node; resolves once it answers (see `waitFor`). A free port can be taken by another
+ * process (an outgoing connection's ephemeral port) between `freePort` and the node's listen: a node
+ * that stops on EADDRINUSE with ports chosen here is started again on others.
+ */
 export async function startShop(options: StartOptions = {}): Promise<ShopProcess> {
-	const port = options.port ?? (await freePort());
-	const metricsPort = await freePort();
+	for (let attempt = 1; ; attempt++) {
+		try {
+			return await startShopOnce(options, options.port ?? (await freePort()), await freePort());
+		} catch (err) {
+			if (options.port !== undefined || attempt >= 3 || !String(err).includes("EADDRINUSE")) throw err;
+		}
+	}
+}
+
+async function startShopOnce(options: StartOptions, port: number, metricsPort: number): Promise<ShopProcess> {
 	const dataDir = options.dataDir ?? tempDataDir();
 	const child = spawn(process.execPath, [...NODE_ARGS], {
 		cwd: ROOT,
