@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
+import { isIP } from "node:net";
 import path from "node:path";
 
 /** Where moleculer-runner finds the services: one folder each, `services/<name>/<name>.service.{ts,js}`. */
@@ -44,6 +45,11 @@ export interface ShopConfig {
 	// --- Accounts and abuse limits (users service, gateway) ---
 	/** Registrations allowed per client address in any minute (sliding window). */
 	registerRateLimit: number;
+	/**
+	 * TRUSTED_PROXIES: addresses or subnets (`127.0.0.1`, `10.0.0.0/8`) of the load balancers in front
+	 * of the gateway. Only from these is X-Forwarded-For believed, for the limits per client address.
+	 */
+	trustedProxies: string[];
 	/** scrypt's cost as log2 of N for new password hashes (17: N = 131072, 128 MiB per hash). */
 	passwordHashCost: number;
 	/** How long the orders service waits for a payment before answering 202 pending. */
@@ -200,6 +206,23 @@ function parseBus(env: Env, production: boolean, transporterUrl: string | null):
 	return key;
 }
 
+/** TRUSTED_PROXIES: a comma list of IP addresses or CIDR subnets; empty trusts no proxy. */
+function parseTrustedProxies(raw: string | undefined): string[] {
+	const entries = (raw ?? "")
+		.split(",")
+		.map(entry => entry.trim())
+		.filter(Boolean);
+	for (const entry of entries) {
+		const [address, prefix] = entry.split("/");
+		const family = isIP(address);
+		const maxPrefix = family === 6 ? 128 : 32;
+		if (family === 0 || (prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) <= maxPrefix))) {
+			throw new ConfigError(`TRUSTED_PROXIES must be IP addresses or subnets (e.g. 127.0.0.1,10.0.0.0/8), got "${entry}"`);
+		}
+	}
+	return entries;
+}
+
 // --- Chaos on purpose (lib/chaos.ts, README "Operating the shop / Chaos") ------------------------
 
 /**
@@ -320,6 +343,7 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 		// Accounts and abuse limits
 		registerRateLimit: parsePositiveInt(env, "REGISTER_RATE_LIMIT", 10),
 		passwordHashCost: parsePasswordHashCost(env),
+		trustedProxies: parseTrustedProxies(env.TRUSTED_PROXIES),
 		paymentTimeoutMs: parsePositiveInt(env, "PAYMENT_TIMEOUT_MS", 1000),
 		dbUrl: service => dbUrls.get(service) ?? `sqlite:${path.join(dataDir, `${service}.sqlite`)}`,
 		transitKey,

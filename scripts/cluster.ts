@@ -186,7 +186,8 @@ if (process.argv[2] !== "roll")
 							DATA_DIR: dataDir,
 							JWT_SECRET: jwtSecret,
 							// Gateways behind nginx: on loopback, each on its own port.
-							...(gatewayPort ? { PORT: String(gatewayPort), HOST: "127.0.0.1" } : {})
+							// Behind nginx on loopback: its X-Forwarded-For names the client (the limits per address).
+							...(gatewayPort ? { PORT: String(gatewayPort), HOST: "127.0.0.1", TRUSTED_PROXIES: "127.0.0.1" } : {})
 						}
 					},
 					{

@@ -5,7 +5,8 @@
  * error leaves through `onError`, which turns it into the contract's `{ name, message, code, type,
  * data }` body. Health and readiness are answered here, by the gateway itself.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import path from "node:path";
 import type { Context, ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiRouteSchema, type ApiSettingsSchema, type IncomingRequest, type RateLimitSettings } from "moleculer-web";
@@ -16,6 +17,7 @@ import { formatTraceparent, newTraceId, parseTraceparent, requestContext, type T
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
 import { ChaosMixin, chaosRestSource } from "./chaos.mixin";
+import { isTrusted, proxyList, unmapped } from "./proxies";
 import { DrainMixin } from "./drain.mixin";
 import { SlidingWindowStore } from "./rate-limit-store";
 import { TracesMixin, tracesRestSource } from "./traces.mixin";
@@ -51,8 +53,24 @@ const RATE_LIMITED_ROUTES = [
 ];
 const RATE_LIMITED_ACTIONS = new Set(RATE_LIMITED_ROUTES.map(route => route.action));
 
-/** The socket's address: X-Forwarded-For is the client's to forge. */
-const clientAddress = (req: { socket: { remoteAddress?: string } }) => req.socket.remoteAddress ?? "unknown";
+/** The load balancers in front of this gateway (TRUSTED_PROXIES). */
+const trustedProxies = proxyList(config.trustedProxies);
+
+/**
+ * The client's address, for the limits per address: the socket's, unless it is a trusted proxy's;
+ * then the last X-Forwarded-For hop that is not a trusted proxy (nginx appends the address it saw,
+ * so the hops to its left are the client's to forge).
+ */
+export function clientAddress(req: { socket: { remoteAddress?: string }; headers: IncomingHttpHeaders }): string {
+	const socket = unmapped(req.socket.remoteAddress ?? "unknown");
+	if (!isTrusted(trustedProxies, socket)) return socket;
+	const forwarded = String(req.headers["x-forwarded-for"] ?? "")
+		.split(",")
+		.map(hop => unmapped(hop.trim()))
+		.filter(hop => isIP(hop) !== 0);
+	for (let i = forwarded.length - 1; i >= 0; i--) if (!isTrusted(trustedProxies, forwarded[i])) return forwarded[i];
+	return forwarded[0] ?? socket;
+}
 
 /** `limit` a minute per client address, in a sliding window (see rate-limit-store.ts). */
 const perAddressLimit = (limit: number): RateLimitSettings => ({

@@ -1,7 +1,8 @@
 /**
  * Accounts and the gateway under an attacker's eye, against real processes: ADMIN_EMAIL cannot take
  * over an account, tokens die with the password or role that issued them and never live forever,
- * register is limited per address, X-Request-ID is bounded, and a write's input is its body.
+ * register is limited per address (behind a trusted proxy, by the address it names), X-Request-ID
+ * is bounded, and a write's input is its body.
  */
 import { connect } from "node:net";
 import jwt from "jsonwebtoken";
@@ -192,5 +193,37 @@ describe("security: register's limit per client address", () => {
 			"RATE_LIMIT_EXCEEDED"
 		);
 		expectStatus(await api.post("/api/users/login", { email: ADMIN.email, password: ADMIN.password }), 200);
+	});
+});
+
+describe("security: the limits per address behind a trusted load balancer (TRUSTED_PROXIES)", () => {
+	let shop: ShopProcess;
+	let api: Client;
+	beforeAll(async () => {
+		// The test's requests come from 127.0.0.1, as nginx's do in `npm run cluster`.
+		shop = await startShop({ env: { ...ADMIN_ENV, LOGIN_RATE_LIMIT: "2", TRUSTED_PROXIES: "127.0.0.1" } });
+		api = client(shop.baseUrl);
+	});
+	afterAll(async () => {
+		await shop?.stop();
+	});
+
+	const login = (forwardedFor: string) =>
+		api.post("/api/users/login", { email: ADMIN.email, password: ADMIN.password }, { headers: { "x-forwarded-for": forwardedFor } });
+
+	it("counts each client by the address the proxy appended, not the proxy's, and not what the client wrote before it", async () => {
+		expectStatus(await login("203.0.113.1"), 200);
+		expectStatus(await login("203.0.113.1"), 200);
+		expectError(await login("203.0.113.1"), 429, "RATE_LIMIT_EXCEEDED");
+		// Another client behind the same proxy has its own count.
+		expectStatus(await login("203.0.113.2"), 200);
+		// A hop the client forged to the left of the one the proxy appended changes nothing.
+		expectError(await login("198.51.100.7, 203.0.113.1"), 429, "RATE_LIMIT_EXCEEDED");
+	});
+
+	it("refuses a malformed TRUSTED_PROXIES at start with one line", async () => {
+		const exit = await runUntilExit({ TRUSTED_PROXIES: "127.0.0.1,not-an-address" }, 20_000);
+		expect(exit.code).toBe(1);
+		expect(exit.stderr).toContain('TRUSTED_PROXIES must be IP addresses or subnets (e.g. 127.0.0.1,10.0.0.0/8), got "not-an-address"');
 	});
 });
