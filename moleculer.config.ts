@@ -105,8 +105,10 @@ const brokerConfig: BrokerOptions = {
 	heartbeatInterval: 1,
 	heartbeatTimeout: 4,
 
-	// Graceful stop: wait for requests in flight (well within the 20 s an orchestrator allows).
-	tracking: { enabled: true, shutdownTimeout: 8000 },
+	// Graceful stop: wait for requests in flight, longer than the longest action timeout
+	// (orders.create's 12 s), so no handler has its database closed under it; docker-compose.yml
+	// gives a node 20 s (stop_grace_period) before it kills it.
+	tracking: { enabled: true, shutdownTimeout: 15_000 },
 
 	registry: { strategy: "RoundRobin", preferLocal: true },
 

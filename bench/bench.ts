@@ -20,7 +20,7 @@ import autocannon from "autocannon";
 import { ServiceBroker, type BrokerOptions, type Context } from "moleculer";
 import projectOptions from "../moleculer.config";
 import { auditBooks } from "../test/support/books";
-import { seededRandom } from "../test/support/prng";
+import { seededRandom } from "../lib/prng";
 import { startNats, type NatsServer } from "../test/support/nats";
 import { client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
 import { APPROVED_TEST_CARD } from "../lib/cards";

@@ -25,8 +25,9 @@ const DELAY_MS = 50;
 export function isRefusedUnrun(err: unknown, ctx: Context): boolean {
 	const error = err as Errors.MoleculerError | null;
 	if (!error || (error.name !== "ServiceNotAvailableError" && error.name !== "ServiceNotFoundError")) return false;
-	const data = error.data as { action?: string; nodeID?: string } | undefined;
-	return data?.action === ctx.action?.name && data?.nodeID === ctx.nodeID;
+	// `ran`: the node had started the handler (mixins/db.mixin.ts, a database closing under it).
+	const data = error.data as { action?: string; nodeID?: string; ran?: boolean } | undefined;
+	return data?.action === ctx.action?.name && data?.nodeID === ctx.nodeID && data?.ran !== true;
 }
 
 interface RetriedContext extends Context {

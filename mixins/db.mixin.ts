@@ -93,8 +93,13 @@ const isClientError = (err: unknown) => {
 	return typeof code === "number" && code >= 400 && code < 500;
 };
 
-function notAvailableHere(service: Service, ctx: Context): Errors.MoleculerRetryableError {
-	return new Errors.ServiceNotAvailableError({ action: ctx.action?.name ?? service.name, nodeID: service.broker.nodeID });
+/**
+ * "Not available here", as Moleculer says it of a stopping node. `ran`: the handler had started (its
+ * database closed under it), so the call must not be sent to another node as one that never ran
+ * (lib/refused-retry.ts): an order could be placed twice.
+ */
+function notAvailableHere(service: Service, ctx: Context, ran: boolean): Errors.MoleculerRetryableError {
+	return new Errors.ServiceNotAvailableError({ action: ctx.action?.name ?? service.name, nodeID: service.broker.nodeID, ...(ran ? { ran } : {}) });
 }
 
 export interface DbOptions<Store> {
@@ -111,12 +116,12 @@ export function createDbMixin<Store>(options: DbOptions<Store>): Partial<Service
 		hooks: {
 			before: {
 				"*"(this: Service & DbVars<Store>, ctx: Context) {
-					if (this.dbClosing) throw notAvailableHere(this, ctx);
+					if (this.dbClosing) throw notAvailableHere(this, ctx, false);
 				}
 			},
 			error: {
 				"*"(this: Service & DbVars<Store>, ctx: Context, err: unknown) {
-					if (this.dbClosing && !isClientError(err)) throw notAvailableHere(this, ctx);
+					if (this.dbClosing && !isClientError(err)) throw notAvailableHere(this, ctx, true);
 					throw err;
 				}
 			}

@@ -1,6 +1,7 @@
 /**
- * The multi-node layout of the shop on one machine: the gateway, users, orders, and two nodes each
- * of inventory and payments (shared DATA_DIR: same SQLite files, WAL, atomic conditional updates).
+ * The multi-node layout of the shop on one machine: two nodes of every service, gateways included,
+ * so that any one node can restart unseen (a rolling restart); shared DATA_DIR: same SQLite files,
+ * WAL, atomic conditional updates.
  * docker/docker-compose.yml describes the same layout with one container per node.
  */
 

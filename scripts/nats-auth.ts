@@ -29,7 +29,9 @@ export const BUS_ROLES: readonly BusRole[] = ["api", "users", "inventory", "orde
  * role may not send fails at the caller after its timeout (nats-server logs the violation).
  */
 export const BUS_CALLS: Record<BusRole, readonly BusRole[]> = {
-	api: ["users", "inventory", "orders", "payments"],
+	// api also asks every node, gateways and ops nodes included, for the back office's views
+	// (`$node.metrics`, `$tracing.spans`, `$chaos.rules`).
+	api: ["api", "users", "inventory", "orders", "payments", "ops"],
 	orders: ["inventory", "payments"],
 	payments: ["orders"],
 	users: [],

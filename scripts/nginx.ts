@@ -20,6 +20,10 @@
  *   during a roll). Without keep-alive nothing is ever sent on a connection nginx is closing; the
  *   cost is a TCP handshake per request. Clients that retry an idempotent request on a reset of a
  *   reused connection (browsers do) could have keep-alive back; the shop does not assume that.
+ * - The gateways count the login and register limits per client address, each on its own: a client
+ *   always reaches the same gateway (`hash $remote_addr consistent`; another one while its gateway is
+ *   down), so two gateways do not double its limit. The address is the one nginx saw, in
+ *   X-Forwarded-For (`$remote_addr`, not appended to what the client sent, which it could forge).
  * - Bodies up to 2 MB reach the gateway, which answers the contract's 413 for more than 1 MB itself.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -68,6 +72,8 @@ export function nginxConfigText(options: NginxConfigOptions): string {
 		"  keepalive_timeout 0;",
 		...local.slice(1),
 		"  upstream shop_gateways {",
+		"    # One client, one gateway: each gateway counts the limits per client address (login, register) itself.",
+		"    hash $remote_addr consistent;",
 		...servers,
 		"  }",
 		"  server {",
@@ -76,7 +82,8 @@ export function nginxConfigText(options: NginxConfigOptions): string {
 		"    location / {",
 		"      proxy_pass http://shop_gateways;",
 		"      proxy_set_header Host $http_host;",
-		"      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+		"      # nginx is the edge: the address it saw, not one a client wrote (TRUSTED_PROXIES on the gateways).",
+		"      proxy_set_header X-Forwarded-For $remote_addr;",
 		"      proxy_set_header X-Forwarded-Proto $scheme;",
 		"      # A refused or failed connection moves on to the next gateway; a request already sent does not (no non_idempotent).",
 		"      proxy_next_upstream error timeout;",

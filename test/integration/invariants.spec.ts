@@ -5,7 +5,7 @@
  */
 import { eventually, registerUser, type ApiAnswer, type ShopProcess } from "../support/shop";
 import { auditBooks } from "../support/books";
-import { seededRandom } from "../support/prng";
+import { seededRandom } from "../../lib/prng";
 import {
 	startShopWithAdmin,
 	allOrders,

@@ -3,8 +3,8 @@
  * picked it) is sent to another node, even for an action whose retry policy is off; anything else
  * the action raised is not sent again. Three brokers on Moleculer's in-memory Fake transporter.
  */
-import { Errors, ServiceBroker, type Middleware } from "moleculer";
-import { RefusedRetryMiddleware } from "../../lib/refused-retry";
+import { Errors, ServiceBroker, type Context, type Middleware } from "moleculer";
+import { isRefusedUnrun, RefusedRetryMiddleware } from "../../lib/refused-retry";
 
 const NAMESPACE = `refused-${process.pid}`;
 
@@ -87,5 +87,13 @@ describe("RefusedRetry", () => {
 		} finally {
 			await stop();
 		}
+	});
+
+	it("treats a refusal that says the handler had started (a database closed under it) as a call that ran", () => {
+		const ctx = { action: { name: "orders.create" }, nodeID: "orders-2" } as unknown as Context;
+		const refusal = (data: object) => new Errors.ServiceNotAvailableError(data as { action: string; nodeID: string });
+		expect(isRefusedUnrun(refusal({ action: "orders.create", nodeID: "orders-2" }), ctx)).toBe(true);
+		// mixins/db.mixin.ts marks what it throws after the handler started: sending it on could place an order twice.
+		expect(isRefusedUnrun(refusal({ action: "orders.create", nodeID: "orders-2", ran: true }), ctx)).toBe(false);
 	});
 });
