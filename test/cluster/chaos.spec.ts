@@ -9,14 +9,11 @@
  * - inventory.reserve 2 s slower: orders answer 202 pending after the reserve step's timeout, never
  *   hang, and settle once the chaos has ended by itself.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { client, eventually, loginAs, registerUser, ROOT } from "../support/shop";
+import { client, eventually, loginAs, registerUser } from "../support/shop";
 import { startBus, type Bus } from "../support/bus";
 import type { NatsServer } from "../support/nats";
 import type { Layout } from "../support/observer";
-import { startTerminal, type Terminal } from "../support/terminal";
+import { startRepl, type Terminal } from "../support/terminal";
 import { auditBooks } from "../support/books";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 
@@ -28,7 +25,6 @@ jest.setTimeout(120_000);
 describe("chaos on the NATS layout, from a REPL node and the admin API", () => {
 	let bus: Bus<NatsServer>;
 	let repl: Terminal;
-	let home: string;
 	let gateway: ReturnType<typeof client>;
 	let adminToken: string;
 	let buyer: { token: string };
@@ -58,23 +54,15 @@ describe("chaos on the NATS layout, from a REPL node and the admin API", () => {
 		await bus.startLayout(LAYOUT);
 
 		// The operator's console: `npm run repl` with the ops user's credentials (what `npm run cluster` writes to ops.env).
-		home = mkdtempSync(path.join(tmpdir(), "shop-repl-home-"));
-		repl = startTerminal(["npm", "run", "repl"], {
-			cwd: ROOT,
-			env: {
-				...process.env,
-				HOME: home,
-				NODE_ENV: "test",
-				NODEID: "ops-1",
-				TRANSPORTER: bus.urlFor("ops"),
-				TRANSIT_KEY: bus.transitKey!.toString("hex"),
-				METRICS_PORT: "0",
-				LOG_LEVEL: "warn",
-				SERVICES: "",
-				DATA_DIR: bus.dataDir
-			}
+		repl = await startRepl({
+			NODEID: "ops-1",
+			TRANSPORTER: bus.urlFor("ops"),
+			TRANSIT_KEY: bus.transitKey!.toString("hex"),
+			METRICS_PORT: "0",
+			LOG_LEVEL: "warn",
+			SERVICES: "",
+			DATA_DIR: bus.dataDir
 		});
-		await repl.waitFor(/mol \$/, 30_000);
 		await bus.observer.waitUntilSeen(["ops-1"], LAYOUT);
 
 		gateway = client(bus.nodes.get("api-1")!.baseUrl);
@@ -88,7 +76,6 @@ describe("chaos on the NATS layout, from a REPL node and the admin API", () => {
 	afterAll(async () => {
 		repl?.stop();
 		await bus?.stop();
-		if (home) rmSync(home, { recursive: true, force: true });
 	});
 
 	it("the REPL joins the closed bus as ops-1, runs no service itself, and shows every node", async () => {
