@@ -86,9 +86,15 @@ export class NodeProcess {
 	}
 }
 
-interface ServiceItem {
+/** One service of a node's registry, as Moleculer's `$node.services` lists it (`grouping: false`). */
+export interface ServiceItem {
 	name: string;
 	nodeID: string;
+}
+
+/** The available, non-internal services `viewer` sees, each with the node offering it: the node's own registry, asked through `$node.services`. */
+export function servicesSeenBy(broker: ServiceBroker, viewer: string): Promise<ServiceItem[]> {
+	return broker.call<ServiceItem[], object>("$node.services", { onlyAvailable: true, skipInternal: true, grouping: false }, { nodeID: viewer });
 }
 
 /** A broker with no services on the shop's bus, that asks nodes what they see. */
@@ -125,11 +131,7 @@ export async function startBusWatcher(options: { url: string; nodeID: string; tr
 		},
 		async sees(viewer, nodeID, services) {
 			try {
-				const items = await broker.call<ServiceItem[], object>(
-					"$node.services",
-					{ onlyAvailable: true, skipInternal: true, grouping: false },
-					{ nodeID: viewer }
-				);
+				const items = await servicesSeenBy(broker, viewer);
 				return services.every(name => items.some(item => item.name === name && item.nodeID === nodeID));
 			} catch {
 				return false;

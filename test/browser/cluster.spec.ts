@@ -8,13 +8,12 @@ import type { Browser } from "playwright-core";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
 import { checkAccessibility, launchBrowser, openPage, screenshot, unexpectedErrors, type WatchedPage } from "../support/browser";
-import { startNats, type NatsServer } from "../support/nats";
-import { client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
+import { layoutOf, startBus, type Bus } from "../support/bus";
+import type { NatsServer } from "../support/nats";
+import { client, eventually, loginAs, registerUser } from "../support/shop";
 
 jest.setTimeout(90_000);
 
-const ADMIN = { email: "admin@cluster-view.test", password: "admin-password-1" };
-const JWT_SECRET = "cluster-view-test-secret-0123456789";
 const ORDERS = 8;
 
 interface ClusterNodeView {
@@ -24,29 +23,21 @@ interface ClusterNodeView {
 }
 
 describe("the cluster view on NATS", () => {
-	let nats: NatsServer;
+	let bus: Bus<NatsServer>;
 	let browser: Browser;
 	let office: WatchedPage;
-	const nodes = new Map<string, ShopProcess>();
 	let gateway: ReturnType<typeof client>;
 	let adminToken: string;
 
 	const clusterNodes = async (): Promise<ClusterNodeView[]> => (await gateway.get("/api/admin/cluster", { token: adminToken })).body.nodes;
 
 	beforeAll(async () => {
-		[nats, browser] = await Promise.all([startNats(), launchBrowser()]);
-		const dataDir = tempDataDir("shop-cluster-view-");
-		const start = (nodeID: string, services: string[]) =>
-			startShop({
-				dataDir,
-				waitFor: services.includes("api") ? "ready" : "none",
-				env: { NODEID: nodeID, SERVICES: services.join(","), TRANSPORTER: nats.url, JWT_SECRET, ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }
-			}).then(node => void nodes.set(nodeID, node));
-		await Promise.all(CLUSTER_LAYOUT.filter(node => !node.services.includes("api")).map(node => start(node.nodeID, node.services)));
-		await Promise.all(CLUSTER_LAYOUT.filter(node => node.services.includes("api")).map(node => start(node.nodeID, node.services)));
-		const api = nodes.get("api-1")!;
+		// An open bus (no NATS users, no TRANSIT_KEY): the view is what is under test, not the bus.
+		[bus, browser] = await Promise.all([startBus({ name: "cluster-view", open: true }), launchBrowser()]);
+		await bus.startNodes(layoutOf(CLUSTER_LAYOUT));
+		const api = bus.nodes.get("api-1")!;
 		gateway = client(api.baseUrl);
-		adminToken = await loginAs(api.baseUrl, ADMIN.email, ADMIN.password);
+		adminToken = await loginAs(api.baseUrl, bus.admin.email, bus.admin.password);
 		// The gateway's registry holds every node of the layout (both payments nodes for the round robin).
 		await eventually(async () => {
 			const seen = await clusterNodes();
@@ -57,13 +48,12 @@ describe("the cluster view on NATS", () => {
 
 	afterAll(async () => {
 		await browser?.close();
-		await Promise.all([...nodes.values()].map(node => node.kill()));
-		await nats?.stop();
+		await bus?.stop();
 	});
 
 	it("answers the cluster API to admins only", async () => {
 		expect((await gateway.get("/api/admin/cluster")).status).toBe(401);
-		const customer = await registerUser(nodes.get("api-1")!.baseUrl, "cluster-viewer");
+		const customer = await registerUser(bus.nodes.get("api-1")!.baseUrl, "cluster-viewer");
 		expect((await gateway.get("/api/admin/cluster", { token: customer.token })).body).toMatchObject({ code: 403, type: "FORBIDDEN" });
 		const answer = (await gateway.get("/api/admin/cluster", { token: adminToken })).body;
 		expect(answer).toMatchObject({ gateway: "api-1", heartbeatTimeout: 4, ready: true });
@@ -72,7 +62,7 @@ describe("the cluster view on NATS", () => {
 	});
 
 	it("shows every node, and both payments nodes sharing the captures", async () => {
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl, "cluster-buyer");
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl, "cluster-buyer");
 		const [product] = (await gateway.get("/api/products")).body.rows;
 		for (let i = 0; i < ORDERS; i++) {
 			const placed = await gateway.post(
@@ -90,8 +80,8 @@ describe("the cluster view on NATS", () => {
 		const { page } = office;
 		// A link to the view itself goes through the login and back.
 		await page.goto("/admin/cluster");
-		await page.getByLabel("Email").fill(ADMIN.email);
-		await page.getByLabel("Password").fill(ADMIN.password);
+		await page.getByLabel("Email").fill(bus.admin.email);
+		await page.getByLabel("Password").fill(bus.admin.password);
 		await page.getByRole("button", { name: "Log in" }).click();
 		await page.getByRole("heading", { name: "Cluster", level: 1 }).waitFor();
 		for (const node of CLUSTER_LAYOUT) await page.getByRole("heading", { name: node.nodeID, level: 3 }).waitFor();
@@ -108,7 +98,7 @@ describe("the cluster view on NATS", () => {
 	it("greys out a killed payments node within the heartbeat timeout, and the shop keeps selling", async () => {
 		const { page } = office;
 		const killedAt = Date.now();
-		await nodes.get("payments-2")!.kill();
+		await bus.nodes.get("payments-2")!.kill();
 		const card = page.getByRole("listitem").filter({ has: page.getByRole("heading", { name: "payments-2", level: 3 }) });
 		await card.getByText("Gone: no heartbeat").waitFor({ timeout: 20_000 });
 		console.log(`payments-2 killed: grey in the cluster view after ${Date.now() - killedAt} ms (heartbeat timeout 4 s, view refreshed every 2 s)`);
@@ -117,7 +107,7 @@ describe("the cluster view on NATS", () => {
 		expect(await checkAccessibility(page)).toEqual([]);
 		await screenshot(page, "cluster-node-gone");
 
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl, "after-kill");
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl, "after-kill");
 		const [product] = (await gateway.get("/api/products")).body.rows;
 		const placed = await gateway.post(
 			"/api/orders",

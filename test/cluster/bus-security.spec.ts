@@ -14,17 +14,15 @@
 import { randomBytes } from "node:crypto";
 import { ServiceBroker, type BrokerOptions, type Context } from "moleculer";
 import { connect, type NatsConnection, type NatsError } from "nats";
-import { client, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
-import { startNats, type NatsServer } from "../support/nats";
-import { startObserver, type Observer } from "../support/observer";
+import { client, registerUser, startShop } from "../support/shop";
+import { startBus, type Bus } from "../support/bus";
+import type { NatsServer } from "../support/nats";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 import { natsTransporter, transitEncryption } from "../../lib/bus";
 import { BUS_PREFIX, rolePermissions, type BusNodes, type BusRole } from "../../scripts/nats-auth";
 
 jest.setTimeout(120_000);
 
-const TRANSIT_KEY = randomBytes(32);
-const JWT_SECRET = "bus-security-test-secret-0123456789";
 const PASSWORD = "correct horse battery";
 const NODES: BusNodes = {
 	api: ["api-1"],
@@ -95,9 +93,10 @@ async function connectError(servers: string, auth: { user?: string; pass?: strin
 }
 
 describe("the bus, closed to strangers", () => {
+	let bus: Bus<NatsServer>;
 	let nats: NatsServer;
-	let observer: Observer;
-	const nodes = new Map<string, ShopProcess>();
+	/** The shop's TRANSIT_KEY. */
+	const transitKey = () => bus.transitKey!;
 	const connections: NatsConnection[] = [];
 	const rogues: ServiceBroker[] = [];
 	let gateway: ReturnType<typeof client>;
@@ -115,7 +114,7 @@ describe("the bus, closed to strangers", () => {
 	}
 
 	async function placeOrders(count: number) {
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const answers = [];
 		for (let i = 0; i < count; i++) {
 			const res = await gateway.post("/api/orders", { items: [{ productId, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { token: buyer.token });
@@ -126,36 +125,28 @@ describe("the bus, closed to strangers", () => {
 	}
 
 	beforeAll(async () => {
-		nats = await startNats({ auth: NODES });
-		const dataDir = tempDataDir("shop-bus-");
-		const start = (nodeID: string, role: BusRole, logLevel = "warn") =>
-			startShop({
-				dataDir,
-				waitFor: role === "api" ? "ready" : "none",
-				env: {
-					NODEID: nodeID,
-					SERVICES: role,
-					TRANSPORTER: nats.urlFor(role),
-					TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-					JWT_SECRET,
-					LOG_LEVEL: logLevel
-				}
-			}).then(node => nodes.set(nodeID, node));
-		await Promise.all([start("users-1", "users"), start("inventory-1", "inventory"), start("orders-1", "orders"), start("payments-1", "payments", "debug")]);
-		await start("api-1", "api", "debug");
-		observer = await startObserver(nats.urlFor("ops"), { nodeID: "observer", transitKey: TRANSIT_KEY });
+		// The observer joins once the nodes are up.
+		bus = await startBus({ name: "bus", nodes: NODES, observer: false });
+		nats = bus.nats;
+		const debug = { env: { LOG_LEVEL: "debug" } };
+		await Promise.all([
+			bus.startNode("users-1", "users"),
+			bus.startNode("inventory-1", "inventory"),
+			bus.startNode("orders-1", "orders"),
+			bus.startNode("payments-1", "payments", debug)
+		]);
+		await bus.startNode("api-1", "api", debug);
+		const observer = await bus.startObserver();
 		const layout = { users: ["users-1"], inventory: ["inventory-1"], orders: ["orders-1"], payments: ["payments-1"], api: ["api-1"] };
 		await observer.waitUntilSeen(Object.values(layout).flat(), layout);
-		gateway = client(nodes.get("api-1")!.baseUrl);
+		gateway = client(bus.nodes.get("api-1")!.baseUrl);
 		productId = (await gateway.get("/api/products")).body.rows[0].id;
 	});
 
 	afterAll(async () => {
 		await Promise.all(rogues.map(rogue => rogue.stop().catch(() => undefined)));
 		await Promise.all(connections.map(nc => nc.close().catch(() => undefined)));
-		await observer?.stop();
-		await Promise.all([...nodes.values()].map(node => node.kill()));
-		await nats?.stop();
+		await bus?.stop();
 	});
 
 	describe("(a) without NATS credentials", () => {
@@ -170,12 +161,12 @@ describe("the bus, closed to strangers", () => {
 		it("a rogue broker never joins: no node lists it", async () => {
 			const captures: CaptureParams[] = [];
 			// One attempt (Moleculer would retry every 5 s for ever; the test needs the first refusal only).
-			const rogue = rogueBroker("payments-2", nats.url, TRANSIT_KEY, captures, { transit: { disableReconnect: true } });
+			const rogue = rogueBroker("payments-2", nats.url, transitKey(), captures, { transit: { disableReconnect: true } });
 			const refused = new Promise(resolve => rogue.localBus.once("$transporter.error", resolve));
 			void rogue.start().catch(() => undefined);
 			await refused;
 			for (const viewer of ["api-1", "orders-1"]) {
-				const list = await observer.broker.call<Array<{ id: string }>, object>("$node.list", {}, { nodeID: viewer });
+				const list = await bus.observer.broker.call<Array<{ id: string }>, object>("$node.list", {}, { nodeID: viewer });
 				// Exactly the shop's nodes (the test's observer, which these nodes may or may not list yet, aside).
 				expect(
 					list
@@ -225,7 +216,7 @@ describe("the bus, closed to strangers", () => {
 			await Promise.all([noKey.start(), wrongKey.start()]);
 			await new Promise(resolve => setTimeout(resolve, 1_500));
 			for (const viewer of ["api-1", "orders-1"]) {
-				const list = await observer.broker.call<Array<{ id: string }>, object>("$node.list", {}, { nodeID: viewer });
+				const list = await bus.observer.broker.call<Array<{ id: string }>, object>("$node.list", {}, { nodeID: viewer });
 				expect(list.map(node => node.id)).not.toContain("payments-2");
 				expect(list.map(node => node.id)).not.toContain("payments-3");
 			}
@@ -249,13 +240,13 @@ describe("the bus, closed to strangers", () => {
 				namespace: "shop",
 				nodeID: "payments-3",
 				transporter: natsTransporter(nats.urlFor("payments")),
-				middlewares: [transitEncryption(TRANSIT_KEY)],
+				middlewares: [transitEncryption(transitKey())],
 				logger: false
 			});
 			rogues.push(member);
 			member.createService({ name: "probe", actions: { ping: () => "pong" } });
 			await member.start();
-			await observer.waitUntilSeen(["orders-1"], { probe: ["payments-3"] }, 10_000);
+			await bus.observer.waitUntilSeen(["orders-1"], { probe: ["payments-3"] }, 10_000);
 			await member.stop();
 		});
 	});
@@ -301,7 +292,7 @@ describe("the bus, closed to strangers", () => {
 			],
 			[
 				"without NATS credentials",
-				{ TRANSPORTER: "none", TRANSIT_KEY: TRANSIT_KEY.toString("hex") },
+				{ TRANSPORTER: "none", TRANSIT_KEY: "the shop's" },
 				/^Configuration error: TRANSPORTER must carry this node's NATS user and password/m
 			]
 		])("a node on the bus refuses to start %s, with one clear line", async (_what, env, message) => {
@@ -309,10 +300,10 @@ describe("the bus, closed to strangers", () => {
 				waitFor: "none",
 				env: {
 					NODE_ENV: "production",
-					JWT_SECRET,
+					JWT_SECRET: bus.jwtSecret,
 					NODEID: "payments-2",
 					SERVICES: "payments",
-					TRANSIT_KEY: env.TRANSIT_KEY,
+					TRANSIT_KEY: env.TRANSIT_KEY && transitKey().toString("hex"),
 					TRANSPORTER: env.TRANSPORTER === "payments" ? nats.urlFor("payments") : nats.url
 				}
 			});
@@ -326,16 +317,16 @@ describe("the bus, closed to strangers", () => {
 		it("no NATS password and no TRANSIT_KEY in the nodes' logs (debug level) or their broker options", async () => {
 			const secrets = [
 				...(["api", "users", "inventory", "orders", "payments", "ops"] as const).map(role => credentials(role).pass),
-				TRANSIT_KEY.toString("hex")
+				transitKey().toString("hex")
 			];
-			for (const nodeID of nodes.keys()) {
-				const output = nodes.get(nodeID)!.output();
+			for (const nodeID of bus.nodes.keys()) {
+				const output = bus.nodes.get(nodeID)!.output();
 				expect(secrets.filter(secret => output.includes(secret))).toEqual([]);
 			}
 			// The debug logs are real: they say the bus is encrypted.
-			expect(nodes.get("api-1")!.output()).toContain("The transmission is ENCRYPTED by 'aes-256-cbc'");
+			expect(bus.nodes.get("api-1")!.output()).toContain("The transmission is ENCRYPTED by 'aes-256-cbc'");
 			for (const nodeID of ["api-1", "payments-1"]) {
-				const options = JSON.stringify(await observer.broker.call("$node.options", {}, { nodeID }));
+				const options = JSON.stringify(await bus.observer.broker.call("$node.options", {}, { nodeID }));
 				expect(options).toContain('"servers"');
 				expect(secrets.filter(secret => options.includes(secret))).toEqual([]);
 			}

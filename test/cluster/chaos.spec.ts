@@ -9,33 +9,22 @@
  * - inventory.reserve 2 s slower: orders answer 202 pending after the reserve step's timeout, never
  *   hang, and settle once the chaos has ended by itself.
  */
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { client, eventually, loginAs, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../support/shop";
-import { startNats, type NatsServer } from "../support/nats";
-import { startObserver, type Layout, type Observer } from "../support/observer";
-import { startTerminal, type Terminal } from "../support/terminal";
+import { client, eventually, loginAs, registerUser } from "../support/shop";
+import { startBus, type Bus } from "../support/bus";
+import type { NatsServer } from "../support/nats";
+import type { Layout } from "../support/observer";
+import { startRepl, type Terminal } from "../support/terminal";
 import { auditBooks } from "../support/books";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 
-const ADMIN = { email: "admin@chaos.test", password: "admin-password-1" };
-const JWT_SECRET = "chaos-cluster-secret-0123456789";
-const TRANSIT_KEY = randomBytes(32);
 /** orders.create's own timeout (services/orders/orders.service.ts, README "Chaos"): no order answer takes longer. */
 const ORDER_ANSWER_LIMIT_MS = 12_000;
-type Role = "api" | "users" | "inventory" | "orders" | "payments";
 
 jest.setTimeout(120_000);
 
 describe("chaos on the NATS layout, from a REPL node and the admin API", () => {
-	let nats: NatsServer;
-	let observer: Observer;
+	let bus: Bus<NatsServer>;
 	let repl: Terminal;
-	let dataDir: string;
-	let home: string;
-	const nodes = new Map<string, ShopProcess>();
 	let gateway: ReturnType<typeof client>;
 	let adminToken: string;
 	let buyer: { token: string };
@@ -44,26 +33,8 @@ describe("chaos on the NATS layout, from a REPL node and the admin API", () => {
 
 	const LAYOUT: Layout = { users: ["users-1"], inventory: ["inventory-1"], orders: ["orders-1"], payments: ["payments-1", "payments-2"], api: ["api-1"] };
 
-	async function startNode(nodeID: string, role: Role): Promise<void> {
-		const node = await startShop({
-			dataDir,
-			waitFor: role === "api" ? "ready" : "none",
-			env: {
-				NODEID: nodeID,
-				SERVICES: role,
-				TRANSPORTER: nats.urlFor(role),
-				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-				JWT_SECRET,
-				ADMIN_EMAIL: ADMIN.email,
-				ADMIN_PASSWORD: ADMIN.password,
-				LOGIN_RATE_LIMIT: "100000"
-			}
-		});
-		nodes.set(nodeID, node);
-	}
-
 	async function metric(nodeID: string, name: string, labels: string[]): Promise<number> {
-		const text = await (await fetch(`http://127.0.0.1:${nodes.get(nodeID)!.metricsPort}/metrics`)).text();
+		const text = await (await fetch(`http://127.0.0.1:${bus.nodes.get(nodeID)!.metricsPort}/metrics`)).text();
 		return text
 			.split("\n")
 			.filter(line => line.startsWith(`${name}{`) && labels.every(label => line.includes(label)))
@@ -79,51 +50,24 @@ describe("chaos on the NATS layout, from a REPL node and the admin API", () => {
 	}
 
 	beforeAll(async () => {
-		nats = await startNats({
-			auth: {
-				api: ["api-1"],
-				users: ["users-1"],
-				inventory: ["inventory-1"],
-				orders: ["orders-1"],
-				payments: ["payments-1", "payments-2"],
-				ops: ["observer", "ops-1"]
-			}
-		});
-		observer = await startObserver(nats.urlFor("ops"), { nodeID: "observer", transitKey: TRANSIT_KEY });
-		dataDir = tempDataDir("shop-chaos-");
-		await Promise.all([
-			startNode("users-1", "users"),
-			startNode("inventory-1", "inventory"),
-			startNode("orders-1", "orders"),
-			startNode("payments-1", "payments"),
-			startNode("payments-2", "payments")
-		]);
-		await startNode("api-1", "api");
-		await observer.waitUntilSeen(Object.values(LAYOUT).flat(), LAYOUT);
+		bus = await startBus({ name: "chaos", nodes: { ...LAYOUT, ops: ["ops-1"] } });
+		await bus.startLayout(LAYOUT);
 
 		// The operator's console: `npm run repl` with the ops user's credentials (what `npm run cluster` writes to ops.env).
-		home = mkdtempSync(path.join(tmpdir(), "shop-repl-home-"));
-		repl = startTerminal(["npm", "run", "repl"], {
-			cwd: ROOT,
-			env: {
-				...process.env,
-				HOME: home,
-				NODE_ENV: "test",
-				NODEID: "ops-1",
-				TRANSPORTER: nats.urlFor("ops"),
-				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-				METRICS_PORT: "0",
-				LOG_LEVEL: "warn",
-				SERVICES: "",
-				DATA_DIR: dataDir
-			}
+		repl = await startRepl({
+			NODEID: "ops-1",
+			TRANSPORTER: bus.urlFor("ops"),
+			TRANSIT_KEY: bus.transitKey!.toString("hex"),
+			METRICS_PORT: "0",
+			LOG_LEVEL: "warn",
+			SERVICES: "",
+			DATA_DIR: bus.dataDir
 		});
-		await repl.waitFor(/mol \$/, 30_000);
-		await observer.waitUntilSeen(["ops-1"], LAYOUT);
+		await bus.observer.waitUntilSeen(["ops-1"], LAYOUT);
 
-		gateway = client(nodes.get("api-1")!.baseUrl);
-		adminToken = await loginAs(nodes.get("api-1")!.baseUrl, ADMIN.email, ADMIN.password);
-		buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		gateway = client(bus.nodes.get("api-1")!.baseUrl);
+		adminToken = await loginAs(bus.nodes.get("api-1")!.baseUrl, bus.admin.email, bus.admin.password);
+		buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const products = await gateway.get("/api/products?pageSize=100");
 		for (const product of products.body.rows) initialStock.set(product.id, product.stock);
 		productId = products.body.rows[0].id;
@@ -131,10 +75,7 @@ describe("chaos on the NATS layout, from a REPL node and the admin API", () => {
 
 	afterAll(async () => {
 		repl?.stop();
-		await Promise.all([...nodes.values()].map(node => node.kill()));
-		await observer?.stop();
-		await nats?.stop();
-		if (home) rmSync(home, { recursive: true, force: true });
+		await bus?.stop();
 	});
 
 	it("the REPL joins the closed bus as ops-1, runs no service itself, and shows every node", async () => {
@@ -216,7 +157,7 @@ describe("chaos on the NATS layout, from a REPL node and the admin API", () => {
 		const out = await repl.run("books --settle 20s", /The books balance|problem\(s\)/, 30_000);
 		expect(out).toMatch(/stock never negative\s+│ 6 products\s+│ ok/);
 		expect(out).toContain("The books balance");
-		const books = await auditBooks({ baseUrl: nodes.get("api-1")!.baseUrl, adminToken, expectedStock: initialStock, settleWithinMs: 20_000 });
+		const books = await auditBooks({ baseUrl: bus.nodes.get("api-1")!.baseUrl, adminToken, expectedStock: initialStock, settleWithinMs: 20_000 });
 		expect(books.problems).toEqual([]);
 	});
 });

@@ -7,52 +7,24 @@
  * Waits are for the exact state a test needs, asked of the nodes through an observer on the bus
  * (which node sees which service where), never a sleep nor the gateway's readiness as a proxy.
  */
-import { client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
-import { randomBytes } from "node:crypto";
-import { startNats, type NatsServer } from "../support/nats";
-import { startObserver, type Layout, type Observer } from "../support/observer";
+import { client, eventually, loginAs, registerUser } from "../support/shop";
+import { startBus, type Bus } from "../support/bus";
+import type { NatsServer } from "../support/nats";
+import type { Layout } from "../support/observer";
 import { auditBooks } from "../support/books";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
-
-const ADMIN = { email: "admin@cluster.test", password: "admin-password-1" };
-const JWT_SECRET = "cluster-test-secret-0123456789";
-const TRANSIT_KEY = randomBytes(32);
-type Role = "api" | "users" | "inventory" | "orders" | "payments";
 
 jest.setTimeout(120_000);
 
 describe("the shop on NATS", () => {
-	let nats: NatsServer;
-	let observer: Observer;
-	let dataDir: string;
-	const nodes = new Map<string, ShopProcess>();
+	let bus: Bus<NatsServer>;
 	let gateway: ReturnType<typeof client>;
 	let adminToken: string;
 	/** Stock of every product when the suite began: the start of the books. */
 	const initialStock = new Map<string, number>();
 
-	async function startNode(nodeID: string, services: Role): Promise<ShopProcess> {
-		const node = await startShop({
-			dataDir,
-			waitFor: services.includes("api") ? "ready" : "none",
-			env: {
-				NODEID: nodeID,
-				SERVICES: services,
-				TRANSPORTER: nats.urlFor(services),
-				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-				JWT_SECRET,
-				ADMIN_EMAIL: ADMIN.email,
-				ADMIN_PASSWORD: ADMIN.password,
-				LOGIN_RATE_LIMIT: "100000"
-			},
-			port: services.includes("api") ? nodes.get("api-1")?.port : undefined
-		});
-		nodes.set(nodeID, node);
-		return node;
-	}
-
 	async function captureCalls(nodeID: string): Promise<number> {
-		const text = await (await fetch(`http://127.0.0.1:${nodes.get(nodeID)!.metricsPort}/metrics`)).text();
+		const text = await (await fetch(`http://127.0.0.1:${bus.nodes.get(nodeID)!.metricsPort}/metrics`)).text();
 		return text
 			.split("\n")
 			.filter(line => line.startsWith("moleculer_request_total{") && line.includes('action="payments.capture"'))
@@ -76,41 +48,29 @@ describe("the shop on NATS", () => {
 
 	beforeAll(async () => {
 		// Every node id the suite starts, the later ones (payments-3, orders-2) included.
-		nats = await startNats({
-			auth: {
+		bus = await startBus({
+			name: "cluster",
+			nodes: {
 				api: ["api-1"],
 				users: ["users-1"],
 				inventory: ["inventory-1", "inventory-2"],
 				orders: ["orders-1", "orders-2"],
-				payments: ["payments-1", "payments-2", "payments-3"],
-				ops: ["observer"]
+				payments: ["payments-1", "payments-2", "payments-3"]
 			}
 		});
-		observer = await startObserver(nats.urlFor("ops"), { nodeID: "observer", transitKey: TRANSIT_KEY });
-		dataDir = tempDataDir("shop-cluster-");
 		// Several nodes of one service start at the same moment on one DATA_DIR: start-up must be safe.
-		await Promise.all([
-			startNode("users-1", "users"),
-			startNode("inventory-1", "inventory"),
-			startNode("inventory-2", "inventory"),
-			startNode("orders-1", "orders"),
-			startNode("payments-1", "payments"),
-			startNode("payments-2", "payments")
-		]);
-		const api = await startNode("api-1", "api");
 		// The gateway answers ready as soon as one node of each service is up; the tests need every
 		// node to see every other one (round robin over both payments and both inventory nodes).
-		await observer.waitUntilSeen(Object.values(FULL).flat(), FULL);
+		await bus.startLayout(FULL);
+		const api = bus.nodes.get("api-1")!;
 		gateway = client(api.baseUrl);
-		adminToken = await loginAs(api.baseUrl, ADMIN.email, ADMIN.password);
+		adminToken = await loginAs(api.baseUrl, bus.admin.email, bus.admin.password);
 		const products = await gateway.get("/api/products?pageSize=100");
 		for (const product of products.body.rows) initialStock.set(product.id, product.stock);
 	});
 
 	afterAll(async () => {
-		await Promise.all([...nodes.values()].map(node => node.kill()));
-		await observer?.stop();
-		await nats?.stop();
+		await bus?.stop();
 	});
 
 	it("seeds the demo catalogue once although two inventory nodes started together", async () => {
@@ -121,7 +81,7 @@ describe("the shop on NATS", () => {
 	});
 
 	it("spreads payment captures over both payments nodes", async () => {
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const productId = [...initialStock.keys()][0];
 		for (let i = 0; i < 10; i++) expect((await placeOrder(buyer.token, productId)).status).toBe(201);
 		const [first, second] = [await captureCalls("payments-1"), await captureCalls("payments-2")];
@@ -131,7 +91,7 @@ describe("the shop on NATS", () => {
 	});
 
 	it("cleans the catalogue cache of every inventory node when stock changes", async () => {
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const productId = [...initialStock.keys()][2];
 		// Both inventory nodes answer (round robin) and cache the product.
 		const before = await Promise.all(Array.from({ length: 6 }, () => gateway.get(`/api/products/${productId}`)));
@@ -157,15 +117,15 @@ describe("the shop on NATS", () => {
 		let buyer: { token: string };
 
 		beforeAll(async () => {
-			buyer = await registerUser(nodes.get("api-1")!.baseUrl);
-			await Promise.all([nodes.get("payments-1")!.kill(), nodes.get("payments-2")!.kill()]);
+			buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
+			await Promise.all([bus.nodes.get("payments-1")!.kill(), bus.nodes.get("payments-2")!.kill()]);
 			// Killed with -9: the gateway and the orders node notice from missing heartbeats.
-			await observer.waitUntilSeen(["api-1", "orders-1"], { payments: [] });
+			await bus.observer.waitUntilSeen(["api-1", "orders-1"], { payments: [] });
 		});
 
 		it("keeps the catalogue and login working", async () => {
 			expect((await gateway.get("/api/products")).status).toBe(200);
-			expect((await gateway.post("/api/users/login", ADMIN)).status).toBe(200);
+			expect((await gateway.post("/api/users/login", bus.admin)).status).toBe(200);
 		});
 
 		it("says so on /api/health/ready", async () => {
@@ -193,8 +153,8 @@ describe("the shop on NATS", () => {
 
 		it("settles every pending order once a payments node is back", async () => {
 			const started = Date.now();
-			await startNode("payments-3", "payments");
-			await observer.waitUntilSeen(["api-1", "orders-1"], { payments: ["payments-3"] });
+			await bus.startNode("payments-3", "payments");
+			await bus.observer.waitUntilSeen(["api-1", "orders-1"], { payments: ["payments-3"] });
 			await eventually(async () => {
 				const states = await Promise.all(pendingIds.map(async id => (await gateway.get(`/api/orders/${id}`, { token: buyer.token })).body.status));
 				return states.every(status => status === "confirmed");
@@ -210,7 +170,7 @@ describe("the shop on NATS", () => {
 
 	describe("when the only orders node is killed during a burst", () => {
 		it("loses no accepted order, settles them all, and the books balance", async () => {
-			const apiUrl = nodes.get("api-1")!.baseUrl;
+			const apiUrl = bus.nodes.get("api-1")!.baseUrl;
 			const buyers = await Promise.all(Array.from({ length: 8 }, () => registerUser(apiUrl)));
 			const productIds = [...initialStock.keys()];
 			const accepted: string[] = [];
@@ -226,8 +186,8 @@ describe("the shop on NATS", () => {
 			// Orders flow (as many accepted as there are buyers) before the kill, and keep coming until the gateway has
 			// noticed the death (the window in which calls reach a dead node), then stops.
 			await eventually(async () => accepted.length >= buyers.length, 20_000, 20);
-			await nodes.get("orders-1")!.kill();
-			await observer.waitUntilSeen(["api-1"], { orders: [] });
+			await bus.nodes.get("orders-1")!.kill();
+			await bus.observer.waitUntilSeen(["api-1"], { orders: [] });
 			stop = true;
 			await Promise.all(burst);
 			expect(accepted.length).toBeGreaterThan(0);
@@ -235,9 +195,9 @@ describe("the shop on NATS", () => {
 			const counts = answers.reduce<Record<number, number>>((all, status) => ({ ...all, [status]: (all[status] ?? 0) + 1 }), {});
 			console.log(`burst answers while orders-1 was killed: ${JSON.stringify(counts)}`);
 
-			await startNode("orders-2", "orders");
+			await bus.startNode("orders-2", "orders");
 			// The audit lists orders through the gateway; orders-2 settles what orders-1 left with payments-3.
-			await observer.waitUntilSeen(["api-1", "orders-2"], { orders: ["orders-2"], payments: ["payments-3"], inventory: ["inventory-1", "inventory-2"] });
+			await bus.observer.waitUntilSeen(["api-1", "orders-2"], { orders: ["orders-2"], payments: ["payments-3"], inventory: ["inventory-1", "inventory-2"] });
 			// Every order settles by itself, and the contract's invariants hold (no restocks in this suite).
 			const started = Date.now();
 			const books = await auditBooks({ baseUrl: apiUrl, adminToken, expectedStock: initialStock, settleWithinMs: 60_000 });

@@ -9,18 +9,15 @@
  * Which node is connected where is read from each server's monitoring endpoint (`/connz`, the
  * connection names are the node ids); what each node sees is asked of the nodes (observer).
  */
-import { randomBytes, randomUUID } from "node:crypto";
-import { client, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
-import { startNatsCluster, type ClusterMember, type NatsCluster } from "../support/nats";
-import { startObserver, type Layout, type Observer } from "../support/observer";
+import { randomUUID } from "node:crypto";
+import { client, loginAs, registerUser } from "../support/shop";
+import { layoutOf, startBusOnCluster, type Bus } from "../support/bus";
+import type { ClusterMember, NatsCluster } from "../support/nats";
 import { auditBooks } from "../support/books";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
-import type { BusRole } from "../../scripts/nats-auth";
+import { busNodesOf } from "../../scripts/nats-auth";
 
-const ADMIN = { email: "admin@failover.test", password: "admin-password-1" };
-const JWT_SECRET = "failover-test-secret-0123456789";
-const TRANSIT_KEY = randomBytes(32);
 /** Concurrent buyers of the load, each placing one order after another. */
 const BUYERS = 12;
 /** How long every node may take to be back on the bus and orders to succeed again after the kill. */
@@ -35,57 +32,27 @@ interface Answer {
 }
 
 describe("the shop on a three-server NATS cluster", () => {
-	let nats: NatsCluster;
-	let observer: Observer;
+	let bus: Bus<NatsCluster>;
 	/** The nats-server the failover test killed. */
 	let killed: ClusterMember | undefined;
-	let dataDir: string;
-	const nodes = new Map<string, ShopProcess>();
 	const nodeIDs = CLUSTER_LAYOUT.map(node => node.nodeID);
-	const FULL: Layout = {};
-	for (const node of CLUSTER_LAYOUT) for (const service of node.services) (FULL[service] ??= []).push(node.nodeID);
+	const FULL = layoutOf(CLUSTER_LAYOUT);
 
 	beforeAll(async () => {
 		// payments-3 joins later, while a server is down.
-		const auth: Partial<Record<BusRole, string[]>> = { ops: ["observer"], payments: ["payments-3"] };
-		for (const node of CLUSTER_LAYOUT) (auth[node.services[0] as BusRole] ??= []).push(node.nodeID);
-		nats = await startNatsCluster({ size: 3, auth });
-		await nats.waitForRoutes();
-		observer = await startObserver(nats.urlFor("ops"), { nodeID: "observer", transitKey: TRANSIT_KEY });
-		dataDir = tempDataDir("shop-nats-failover-");
-		await Promise.all(CLUSTER_LAYOUT.filter(node => node.nodeID !== "api-1").map(node => start(node.nodeID, node.services[0])));
-		await start("api-1", "api");
-		await observer.waitUntilSeen(nodeIDs, FULL);
+		const nodes = busNodesOf(CLUSTER_LAYOUT, []);
+		bus = await startBusOnCluster({ name: "failover", size: 3, nodes: { ...nodes, payments: [...nodes.payments, "payments-3"] } });
+		await bus.startLayout(FULL);
 	});
 
-	async function start(nodeID: string, role: string, transporter = nats.urlFor(role as BusRole)): Promise<void> {
-		const node = await startShop({
-			dataDir,
-			waitFor: role === "api" ? "ready" : "none",
-			env: {
-				NODEID: nodeID,
-				SERVICES: role,
-				TRANSPORTER: transporter,
-				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-				JWT_SECRET,
-				ADMIN_EMAIL: ADMIN.email,
-				ADMIN_PASSWORD: ADMIN.password,
-				LOGIN_RATE_LIMIT: "100000"
-			}
-		});
-		nodes.set(nodeID, node);
-	}
-
 	afterAll(async () => {
-		await Promise.all([...nodes.values()].map(node => node.kill()));
-		await observer?.stop();
-		await nats?.stop();
+		await bus?.stop();
 	});
 
 	/** Per live server, the shop nodes connected to it (by connection name). */
 	async function placement(): Promise<Map<ClusterMember, string[]>> {
-		const live = nats.servers.filter(server => server.alive());
-		const lists = await Promise.all(live.map(async server => (await server.connections()).map(c => c.name ?? "").filter(name => nodes.has(name))));
+		const live = bus.nats.servers.filter(server => server.alive());
+		const lists = await Promise.all(live.map(async server => (await server.connections()).map(c => c.name ?? "").filter(name => bus.nodes.has(name))));
 		return new Map(live.map((server, i) => [server, lists[i].sort()]));
 	}
 
@@ -94,16 +61,16 @@ describe("the shop on a three-server NATS cluster", () => {
 		// Every node is connected exactly once, and the connection is named after it.
 		expect([...where.values()].flat().sort()).toEqual([...nodeIDs].sort());
 		// Routes: a message crosses servers (nodes on different servers see each other: checked in beforeAll).
-		await nats.waitForRoutes(1000);
-		const urls = nats.urlFor("orders").split(",");
+		await bus.nats.waitForRoutes(1000);
+		const urls = bus.urlFor("orders").split(",");
 		expect(urls).toHaveLength(3);
 		expect(new Set(urls.map(url => new URL(url).host)).size).toBe(3);
 	});
 
 	it("survives kill -9 of the busiest nats-server under load: nodes back within seconds, no accepted order lost, no 500, books balanced", async () => {
-		const api = nodes.get("api-1")!;
+		const api = bus.nodes.get("api-1")!;
 		const gateway = client(api.baseUrl);
-		const adminToken = await loginAs(api.baseUrl, ADMIN.email, ADMIN.password);
+		const adminToken = await loginAs(api.baseUrl, bus.admin.email, bus.admin.password);
 		// One product with stock for any rate this machine reaches: no order of the load is refused for stock.
 		const products = await gateway.get("/api/products?pageSize=100");
 		const product = products.body.rows[0] as { id: string; stock: number };
@@ -169,7 +136,7 @@ describe("the shop on a three-server NATS cluster", () => {
 		}
 		const allConnectedAt = Math.max(...reconnectedAt.values());
 		// ...every node sees every other one (the registry never lost them, or took them back)...
-		await observer.waitUntilSeen(nodeIDs, FULL, 30_000);
+		await bus.observer.waitUntilSeen(nodeIDs, FULL, 30_000);
 		const allSeenAt = Date.now();
 		// ...and an order sent from then on succeeds.
 		while (!answers.some(answer => answer.sentAt >= allSeenAt && answer.status === 201) && Date.now() - killedAt < 60_000) await sleep(20);
@@ -217,12 +184,12 @@ describe("the shop on a three-server NATS cluster", () => {
 	it("starts a node while a server of its list is down: it joins through the others", async () => {
 		expect(killed).toBeDefined();
 		// The dead server first in its list (the client shuffles the list; either way it must get in).
-		const urls = nats.urlFor("payments").split(",");
+		const urls = bus.urlFor("payments").split(",");
 		const transporter = [...urls.filter(url => new URL(url).host === killed!.hostPort), ...urls.filter(url => new URL(url).host !== killed!.hostPort)].join(
 			","
 		);
-		await start("payments-3", "payments", transporter);
-		await observer.waitUntilSeen(["api-1", "orders-1"], { payments: ["payments-1", "payments-2", "payments-3"] }, 20_000);
+		await bus.startNode("payments-3", "payments", { transporter });
+		await bus.observer.waitUntilSeen(["api-1", "orders-1"], { payments: ["payments-1", "payments-2", "payments-3"] }, 20_000);
 		const where = [...(await placement()).values()].flat();
 		expect(where.filter(name => name === "payments-3")).toHaveLength(1);
 	});

@@ -5,21 +5,19 @@
  * `npm run cluster -- roll` (scripts/roll.ts). The client does not retry anything: it talks to nginx,
  * which never goes down.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
-import { busNodesOf, type BusRole } from "../../scripts/nats-auth";
+import { busNodesOf } from "../../scripts/nats-auth";
 import { startNginx, type Nginx, type Upstream } from "../../scripts/nginx";
 import { NodeProcess, rollingRestart, startBusWatcher, summaryLine, type BusWatcher, type RollSummary } from "../../scripts/roll";
 import { auditBooks } from "../support/books";
-import { startNats, type NatsServer } from "../support/nats";
-import { client, freePort, loginAs, registerUser, tempDataDir } from "../support/shop";
+import { roleOf, startBus, type Bus } from "../support/bus";
+import type { NatsServer } from "../support/nats";
+import { client, freePort, loginAs, registerUser } from "../support/shop";
 
-const ADMIN = { email: "admin@roll.test", password: "admin-password-1" };
-const JWT_SECRET = "cluster-roll-secret-0123456789";
-const TRANSIT_KEY = randomBytes(32);
 const WATCHER = "roll-watcher";
 /** Requests per second, started on a fixed schedule whatever the answers take (an open-loop load). */
 const RATE = 100;
@@ -28,16 +26,16 @@ const BUYERS = 12;
 jest.setTimeout(170_000);
 
 describe("a rolling restart of every node under load", () => {
-	let nats: NatsServer;
+	let bus: Bus<NatsServer>;
 	let nginx: Nginx;
 	let watcher: BusWatcher;
 	let baseUrl: string;
-	const dataDir = tempDataDir("shop-cluster-roll-");
 	const nodes: NodeProcess[] = [];
 	const output = new Map<string, string[]>();
 
 	beforeAll(async () => {
-		nats = await startNats({ auth: busNodesOf(CLUSTER_LAYOUT, [WATCHER]) });
+		// The roll's own watcher (scripts/roll.ts) instead of the bus's observer.
+		bus = await startBus({ name: "roll", nodes: busNodesOf(CLUSTER_LAYOUT, [WATCHER]), observer: false });
 		const gatewayPorts = new Map<string, number>();
 		for (const node of CLUSTER_LAYOUT) if (node.services.includes("api")) gatewayPorts.set(node.nodeID, await freePort());
 		for (const node of CLUSTER_LAYOUT) {
@@ -45,30 +43,22 @@ describe("a rolling restart of every node under load", () => {
 			const env: NodeJS.ProcessEnv = {
 				...process.env,
 				NODE_ENV: "test",
-				NODEID: node.nodeID,
-				SERVICES: node.services.join(","),
 				SERVICEDIR: "",
-				TRANSPORTER: nats.urlFor(node.services.join(",") as BusRole),
-				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-				JWT_SECRET,
-				DATA_DIR: dataDir,
+				DATA_DIR: bus.dataDir,
 				PORT: String(port ?? 0),
 				METRICS_PORT: "0",
 				LOG_LEVEL: "warn",
-				ADMIN_EMAIL: ADMIN.email,
-				ADMIN_PASSWORD: ADMIN.password,
-				LOGIN_RATE_LIMIT: "100000",
-				REGISTER_RATE_LIMIT: "100000",
-				PASSWORD_HASH_COST: "14"
+				PASSWORD_HASH_COST: "14",
+				...bus.nodeEnv(node.nodeID, roleOf(node.services.join(",")))
 			};
 			output.set(node.nodeID, []);
 			nodes.push(new NodeProcess({ nodeID: node.nodeID, services: node.services, env, port }, { onLine: (id, line) => output.get(id)!.push(line) }));
 		}
 		for (const node of nodes) node.start();
-		watcher = await startBusWatcher({ url: nats.urlFor("ops"), nodeID: WATCHER, transitKey: TRANSIT_KEY });
+		watcher = await startBusWatcher({ url: bus.urlFor("ops"), nodeID: WATCHER, transitKey: bus.transitKey });
 		const listen = `127.0.0.1:${await freePort()}`;
 		nginx = await startNginx({
-			prefix: path.join(dataDir, "nginx"),
+			prefix: path.join(bus.dataDir, "nginx"),
 			listen,
 			upstreams: [...gatewayPorts.values()].map(port => ({ address: `127.0.0.1:${port}` }))
 		});
@@ -100,13 +90,13 @@ describe("a rolling restart of every node under load", () => {
 		await Promise.all(nodes.map(node => node.kill()));
 		await nginx?.stop();
 		await watcher?.stop();
-		await nats?.stop();
-		rmSync(dataDir, { recursive: true, force: true });
+		await bus?.stop();
+		if (bus) rmSync(bus.dataDir, { recursive: true, force: true });
 	});
 
 	it("answers every request 2xx, settles every accepted order and balances the books", async () => {
 		const api = client(baseUrl);
-		const admin = await loginAs(baseUrl, ADMIN.email, ADMIN.password);
+		const admin = await loginAs(baseUrl, bus.admin.email, bus.admin.password);
 		const created = await api.post("/api/products", { sku: `ROLL-${process.pid}`, name: "Roll test", price: 199, stock: 1_000_000 }, { token: admin });
 		expect(created.status).toBe(201);
 		const product = created.body as { id: string };

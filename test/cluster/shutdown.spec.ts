@@ -5,72 +5,34 @@
  */
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 import { auditBooks } from "../support/books";
-import { randomBytes } from "node:crypto";
-import type { BusRole } from "../../scripts/nats-auth";
-import { startNats, type NatsServer } from "../support/nats";
-import { startObserver, type Layout, type Observer } from "../support/observer";
-import { client, loginAs, registerUser, startShop, tempDataDir, type ApiAnswer, type ShopProcess } from "../support/shop";
+import { startBus, type Bus } from "../support/bus";
+import type { NatsServer } from "../support/nats";
+import type { Layout } from "../support/observer";
+import { client, loginAs, registerUser, type ApiAnswer } from "../support/shop";
 
-const ADMIN = { email: "admin@stop.test", password: "admin-password-1" };
-const JWT_SECRET = "cluster-stop-secret-0123456789";
-const TRANSIT_KEY = randomBytes(32);
 const CLIENTS = 16;
 
 jest.setTimeout(120_000);
 
 describe("a SIGTERM of one inventory node of two, under load", () => {
-	let nats: NatsServer;
-	let observer: Observer;
-	const dataDir = tempDataDir("shop-cluster-stop-");
-	const nodes = new Map<string, ShopProcess>();
-
-	async function startNode(nodeID: string, services: Exclude<BusRole, "ops">): Promise<ShopProcess> {
-		const node = await startShop({
-			dataDir,
-			waitFor: services.includes("api") ? "ready" : "none",
-			env: {
-				NODEID: nodeID,
-				SERVICES: services,
-				TRANSPORTER: nats.urlFor(services),
-				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-				JWT_SECRET,
-				ADMIN_EMAIL: ADMIN.email,
-				ADMIN_PASSWORD: ADMIN.password,
-				LOGIN_RATE_LIMIT: "100000",
-				REGISTER_RATE_LIMIT: "100000"
-			}
-		});
-		nodes.set(nodeID, node);
-		return node;
-	}
+	let bus: Bus<NatsServer>;
 
 	const LAYOUT: Layout = { users: ["users-1"], inventory: ["inventory-1", "inventory-2"], orders: ["orders-1"], payments: ["payments-1"], api: ["api-1"] };
 
 	beforeAll(async () => {
 		// The bus closed as in production: a NATS user per role, packets encrypted with TRANSIT_KEY.
-		nats = await startNats({ auth: { ...LAYOUT, ops: ["observer"] } });
-		observer = await startObserver(nats.urlFor("ops"), { nodeID: "observer", transitKey: TRANSIT_KEY });
-		await Promise.all([
-			startNode("users-1", "users"),
-			startNode("inventory-1", "inventory"),
-			startNode("inventory-2", "inventory"),
-			startNode("orders-1", "orders"),
-			startNode("payments-1", "payments")
-		]);
-		await startNode("api-1", "api");
-		await observer.waitUntilSeen(Object.values(LAYOUT).flat(), LAYOUT);
+		bus = await startBus({ name: "stop", nodes: LAYOUT });
+		await bus.startLayout(LAYOUT);
 	});
 
 	afterAll(async () => {
-		await Promise.all([...nodes.values()].map(node => node.kill()));
-		await observer?.stop();
-		await nats?.stop();
+		await bus?.stop();
 	});
 
 	it("every answer is 2xx or a 503, never a 500, and the books balance", async () => {
-		const api = nodes.get("api-1")!;
+		const api = bus.nodes.get("api-1")!;
 		const gateway = client(api.baseUrl);
-		const admin = await loginAs(api.baseUrl, ADMIN.email, ADMIN.password);
+		const admin = await loginAs(api.baseUrl, bus.admin.email, bus.admin.password);
 		const created = await gateway.post("/api/products", { sku: `STOP-${process.pid}`, name: "Stop test", price: 250, stock: 100_000 }, { token: admin });
 		expect(created.status).toBe(201);
 		const product = created.body as { id: string; stock: number };
@@ -97,7 +59,7 @@ describe("a SIGTERM of one inventory node of two, under load", () => {
 		});
 
 		while (count < 8 * CLIENTS) await new Promise(resolve => setTimeout(resolve, 20));
-		const stopping = nodes.get("inventory-2")!;
+		const stopping = bus.nodes.get("inventory-2")!;
 		expect(await stopping.stop()).toBe(0);
 		const atStop = count;
 		// Load on the one inventory node left, for as long again.

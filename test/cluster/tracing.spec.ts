@@ -8,16 +8,13 @@
  */
 import { createServer, type Server } from "node:http";
 import { randomBytes } from "node:crypto";
-import { client, eventually, loginAs, registerUser, startShop, tempDataDir, type ShopProcess } from "../support/shop";
-import { startNats, type NatsServer } from "../support/nats";
-import { startObserver, type Layout, type Observer } from "../support/observer";
+import { client, eventually, loginAs, registerUser } from "../support/shop";
+import { startBus, type Bus } from "../support/bus";
+import type { NatsServer } from "../support/nats";
+import type { Layout } from "../support/observer";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 
-const ADMIN = { email: "admin@tracing.test", password: "admin-password-tracing" };
-const JWT_SECRET = "tracing-test-secret-0123456789";
-const TRANSIT_KEY = randomBytes(32);
 const PASSWORD = "correct horse battery"; // registerUser's password
-type Role = "api" | "users" | "inventory" | "orders" | "payments";
 
 jest.setTimeout(120_000);
 
@@ -32,39 +29,17 @@ interface ZipkinSpan {
 }
 
 describe("traces across the nodes", () => {
-	let nats: NatsServer;
-	let observer: Observer;
+	let bus: Bus<NatsServer>;
 	let zipkin: Server;
 	let zipkinUrl: string;
 	/** Every body posted to the receiver, as sent, and the spans in them. */
 	const bodies: string[] = [];
 	const spans: ZipkinSpan[] = [];
-	const nodes = new Map<string, ShopProcess>();
 	let gateway: ReturnType<typeof client>;
 	let adminToken: string;
 	let productId: string;
 
 	const LAYOUT: Layout = { users: ["users-1"], inventory: ["inventory-1"], orders: ["orders-1"], payments: ["payments-1"], api: ["api-1"] };
-
-	async function startNode(nodeID: string, services: Role, dataDir: string): Promise<void> {
-		const node = await startShop({
-			dataDir,
-			waitFor: services === "api" ? "ready" : "none",
-			env: {
-				NODEID: nodeID,
-				SERVICES: services,
-				TRANSPORTER: nats.urlFor(services),
-				TRANSIT_KEY: TRANSIT_KEY.toString("hex"),
-				JWT_SECRET,
-				ADMIN_EMAIL: ADMIN.email,
-				ADMIN_PASSWORD: ADMIN.password,
-				LOG_LEVEL: "info",
-				TRACING_ZIPKIN_URL: zipkinUrl,
-				TRACING_SAMPLE_RATE: "1"
-			}
-		});
-		nodes.set(nodeID, node);
-	}
 
 	const traceOf = (traceId: string) => spans.filter(span => span.traceId === traceId);
 
@@ -95,28 +70,20 @@ describe("traces across the nodes", () => {
 		await new Promise<void>(resolve => zipkin.listen(0, "127.0.0.1", resolve));
 		zipkinUrl = `http://127.0.0.1:${(zipkin.address() as { port: number }).port}`;
 
-		nats = await startNats({
-			auth: { api: ["api-1"], users: ["users-1"], inventory: ["inventory-1"], orders: ["orders-1"], payments: ["payments-1"], ops: ["observer"] }
-		});
-		observer = await startObserver(nats.urlFor("ops"), { nodeID: "observer", transitKey: TRANSIT_KEY });
-		const dataDir = tempDataDir("shop-tracing-");
-		await Promise.all((["users", "inventory", "orders", "payments"] as const).map(service => startNode(`${service}-1`, service, dataDir)));
-		await startNode("api-1", "api", dataDir);
-		await observer.waitUntilSeen(Object.values(LAYOUT).flat(), LAYOUT);
-		gateway = client(nodes.get("api-1")!.baseUrl);
-		adminToken = await loginAs(nodes.get("api-1")!.baseUrl, ADMIN.email, ADMIN.password);
+		bus = await startBus({ name: "tracing", nodes: LAYOUT });
+		await bus.startLayout(LAYOUT, { env: { LOG_LEVEL: "info", TRACING_ZIPKIN_URL: zipkinUrl, TRACING_SAMPLE_RATE: "1" } });
+		gateway = client(bus.nodes.get("api-1")!.baseUrl);
+		adminToken = await loginAs(bus.nodes.get("api-1")!.baseUrl, bus.admin.email, bus.admin.password);
 		productId = (await gateway.get("/api/products")).body.rows[0].id;
 	});
 
 	afterAll(async () => {
-		await Promise.all([...nodes.values()].map(node => node.kill()));
-		await observer?.stop();
-		await nats?.stop();
+		await bus?.stop();
 		await new Promise(resolve => zipkin?.close(resolve));
 	});
 
 	it("one order is one trace over five processes: a span per action, the parents linked across nodes, the gateway's span the root", async () => {
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const res = await placeOrder(buyer.token);
 		expect(res.status).toBe(201);
 
@@ -150,7 +117,7 @@ describe("traces across the nodes", () => {
 
 		// Every log line of the request, on every node, carries its id.
 		for (const nodeID of ["orders-1", "payments-1"]) {
-			const lines = nodes
+			const lines = bus.nodes
 				.get(nodeID)!
 				.output()
 				.split("\n")
@@ -161,7 +128,7 @@ describe("traces across the nodes", () => {
 	});
 
 	it("never exports a card number, a password or a token", async () => {
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const login = await gateway.post("/api/users/login", { email: buyer.email, password: PASSWORD });
 		expect(login.status).toBe(200);
 		const ordered = await placeOrder(login.body.token);
@@ -174,14 +141,14 @@ describe("traces across the nodes", () => {
 
 		const exportedText = bodies.join("\n");
 		expect(exportedText).toContain(ordered.body.id);
-		for (const secret of [APPROVED_TEST_CARD, "4242424242424241", PASSWORD, ADMIN.password, buyer.token, login.body.token, adminToken, JWT_SECRET]) {
+		for (const secret of [APPROVED_TEST_CARD, "4242424242424241", PASSWORD, bus.admin.password, buyer.token, login.body.token, adminToken, bus.jwtSecret]) {
 			expect(exportedText).not.toContain(secret);
 		}
 		expect(exportedText).not.toMatch(/authorization|bearer|eyJ[A-Za-z0-9_-]{10,}/i);
 	});
 
 	it("continues a client's traceparent (its trace id answered and used on every node), ignores an invalid one, and follows its sampled flag", async () => {
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const clientTrace = randomBytes(16).toString("hex");
 		const clientSpan = randomBytes(8).toString("hex");
 		const res = await placeOrder(buyer.token, { traceparent: `00-${clientTrace}-${clientSpan}-01` });
@@ -213,7 +180,7 @@ describe("traces across the nodes", () => {
 	});
 
 	it("the back office reads an order's trace from every node's recent spans; customers may not", async () => {
-		const buyer = await registerUser(nodes.get("api-1")!.baseUrl);
+		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const order = await placeOrder(buyer.token);
 		expect(order.status).toBe(201);
 		const traceId = order.headers.get("x-request-id")!;

@@ -3,11 +3,9 @@
  * commands typed as an operator types them, and what they print checked. Orders are placed over
  * HTTP meanwhile, so the tables have something true to show.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { client, eventually, freePort, registerUser, ROOT, tempDataDir } from "../support/shop";
-import { startTerminal, type Terminal } from "../support/terminal";
+import { rmSync } from "node:fs";
+import { client, eventually, freePort, registerUser, tempDataDir } from "../support/shop";
+import { startRepl, type Terminal } from "../support/terminal";
 import { APPROVED_TEST_CARD } from "../../lib/cards";
 import { ADMIN_ENV } from "./helpers";
 
@@ -16,7 +14,6 @@ jest.setTimeout(90_000);
 describe("npm run repl: the shop's commands", () => {
 	let terminal: Terminal;
 	let api: ReturnType<typeof client>;
-	let home: string;
 	let dataDir: string;
 	let buyer: { token: string };
 	let productId: string;
@@ -27,22 +24,7 @@ describe("npm run repl: the shop's commands", () => {
 	beforeAll(async () => {
 		const port = await freePort();
 		dataDir = tempDataDir("shop-repl-");
-		// The REPL keeps its history in $HOME: a throwaway one.
-		home = mkdtempSync(path.join(tmpdir(), "shop-repl-home-"));
-		terminal = startTerminal(["npm", "run", "repl"], {
-			cwd: ROOT,
-			env: {
-				...process.env,
-				HOME: home,
-				NODE_ENV: "test",
-				PORT: String(port),
-				METRICS_PORT: String(await freePort()),
-				DATA_DIR: dataDir,
-				LOG_LEVEL: "warn",
-				...ADMIN_ENV
-			}
-		});
-		await terminal.waitFor(/mol \$/, 30_000);
+		terminal = await startRepl({ PORT: String(port), METRICS_PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: "warn", ...ADMIN_ENV });
 		api = client(`http://127.0.0.1:${port}`);
 		await eventually(async () => (await api.get("/api/health/ready").catch(() => ({ status: 0 }))).status === 200, 15_000, 100);
 		buyer = await registerUser(`http://127.0.0.1:${port}`);
@@ -56,7 +38,6 @@ describe("npm run repl: the shop's commands", () => {
 
 	afterAll(() => {
 		terminal?.stop();
-		if (home) rmSync(home, { recursive: true, force: true });
 		if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 	});
 

@@ -7,8 +7,8 @@
  * sees payments on payments-1 and payments-2" means what it says: the node that makes the call
  * has both endpoints in its registry.
  */
-import { ServiceBroker } from "moleculer";
-import { natsTransporter, transitEncryption } from "../../lib/bus";
+import type { ServiceBroker } from "moleculer";
+import { servicesSeenBy, startBusWatcher } from "../../scripts/roll";
 
 /** Per service name, the ids of the nodes that must offer it (available); `[]` means no node may. */
 export type Layout = Record<string, string[]>;
@@ -25,11 +25,6 @@ export interface Observer {
 	stop(): Promise<void>;
 }
 
-interface ServiceItem {
-	name: string;
-	nodeID: string;
-}
-
 export interface ObserverOptions {
 	nodeID?: string;
 	/** The shop's TRANSIT_KEY, when its nodes encrypt the bus. */
@@ -38,26 +33,13 @@ export interface ObserverOptions {
 
 /** `natsUrl` carries the credentials of a user that may call every node (the `ops` role on a closed bus). */
 export async function startObserver(natsUrl: string, options: ObserverOptions = {}): Promise<Observer> {
-	const broker = new ServiceBroker({
-		namespace: "shop",
-		nodeID: options.nodeID ?? `observer-${process.pid}`,
-		transporter: natsTransporter(natsUrl),
-		middlewares: options.transitKey ? [transitEncryption(options.transitKey)] : [],
-		logger: false,
-		// The shop's settings: a node killed with -9 leaves this registry within ~5 s.
-		heartbeatInterval: 1,
-		heartbeatTimeout: 4,
-		requestTimeout: 2000,
-		retryPolicy: { enabled: false },
-		metrics: { enabled: false },
-		tracing: { enabled: false }
-	});
-	await broker.start();
+	// The broker of `npm run cluster -- roll`'s watcher (scripts/roll.ts): the shop's heartbeat settings, so a node
+	// killed with -9 leaves this registry within ~5 s; no retries, a 2 s request timeout.
+	const { broker } = await startBusWatcher({ url: natsUrl, nodeID: options.nodeID ?? `observer-${process.pid}`, transitKey: options.transitKey });
 
 	async function seenBy(viewer: string): Promise<Layout> {
-		const items = await broker.call<ServiceItem[], object>("$node.services", { onlyAvailable: true, skipInternal: true, grouping: false }, { nodeID: viewer });
 		const layout: Layout = {};
-		for (const item of items) (layout[item.name] ??= []).push(item.nodeID);
+		for (const item of await servicesSeenBy(broker, viewer)) (layout[item.name] ??= []).push(item.nodeID);
 		for (const nodes of Object.values(layout)) nodes.sort();
 		return layout;
 	}

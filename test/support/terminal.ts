@@ -4,6 +4,10 @@
  * `capture-pane`, as an operator would use `npm run repl`.
  */
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { ROOT } from "../../scripts/paths";
 
 export interface Terminal {
 	/** Everything on the screen and in its history, lines joined as they were printed (-J). */
@@ -97,4 +101,28 @@ export function startTerminal(command: string[], options: { cwd: string; env: No
 			}
 		}
 	};
+}
+
+/**
+ * `npm run repl` in a fresh terminal, in the shop's folder, with `env` on top of this process's and
+ * NODE_ENV=test, and a throwaway $HOME (the REPL keeps its history there; `stop()` removes it).
+ * Resolves once the REPL shows its prompt.
+ */
+export async function startRepl(env: NodeJS.ProcessEnv): Promise<Terminal> {
+	const home = mkdtempSync(path.join(tmpdir(), "shop-repl-home-"));
+	const terminal = startTerminal(["npm", "run", "repl"], { cwd: ROOT, env: { ...process.env, HOME: home, NODE_ENV: "test", ...env } });
+	const repl: Terminal = {
+		...terminal,
+		stop() {
+			terminal.stop();
+			rmSync(home, { recursive: true, force: true });
+		}
+	};
+	try {
+		await repl.waitFor(/mol \$/, 30_000);
+	} catch (err) {
+		repl.stop();
+		throw err;
+	}
+	return repl;
 }
