@@ -165,10 +165,10 @@ export interface RollSummary {
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, missing?: () => string): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
 	while (!(await check())) {
-		if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+		if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${missing ? ` (${missing()})` : ""}`);
 		await sleep(100);
 	}
 }
@@ -207,15 +207,19 @@ export async function rollingRestart(options: RollOptions): Promise<RollSummary>
 		} else {
 			// Seen again, as a new instance, by every other running node: each of them may call it now.
 			const viewers = options.nodes.filter(other => other !== node && other.running).map(other => other.nodeID);
+			// What is still missing, for the message when it never comes.
+			let missing = "its new instance, as the watcher sees it";
 			await waitFor(
 				`${node.nodeID} seen by the others`,
 				async () => {
 					const instance = options.watcher.instanceOf(node.nodeID);
 					if (!instance || instance === before) return false;
 					const seen = await Promise.all(viewers.map(viewer => options.watcher.sees(viewer, node.nodeID, node.spec.services)));
+					missing = `not yet seen by ${viewers.filter((_, i) => !seen[i]).join(", ")}`;
 					return seen.every(Boolean);
 				},
-				timeoutMs
+				timeoutMs,
+				() => missing
 			);
 		}
 		const readyMs = Date.now() - t1;
