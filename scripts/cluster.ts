@@ -151,7 +151,9 @@ async function roll(say: (line: string) => void): Promise<boolean> {
 			nodes,
 			watcher,
 			balancer: nginx ? { takeOut: node => nginx!.reload(upstreams(node)), putBack: () => nginx!.reload(upstreams()) } : undefined,
-			log
+			log,
+			// Ctrl-C during a roll: the node being restarted is not started again behind stopAll's back.
+			shouldContinue: () => !stopping
 		});
 		log(summaryLine(summary));
 		return true;

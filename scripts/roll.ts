@@ -155,6 +155,8 @@ export interface RollOptions {
 	log?: (line: string) => void;
 	/** How long one node may take to be ready again (default 60 s). */
 	readyTimeoutMs?: number;
+	/** False once the cluster is stopping (Ctrl-C during a roll): a stopped node is not started again. */
+	shouldContinue?: () => boolean;
 }
 
 export interface RollSummary {
@@ -198,6 +200,7 @@ export async function rollingRestart(options: RollOptions): Promise<RollSummary>
 		const code = await node.stop();
 		const stopMs = Date.now() - t0;
 		log(`${step}: stopped in ${stopMs} ms (exit ${code})`);
+		if (options.shouldContinue && !options.shouldContinue()) throw new Error(`the cluster is stopping: ${node.nodeID} stays stopped`);
 		node.start();
 		const t1 = Date.now();
 		if (node.isGateway) {
