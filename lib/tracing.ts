@@ -22,6 +22,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { TracerExporters } from "moleculer";
 import type { BrokerOptions, Context, Middleware, ServiceBroker, ServiceSchema, Span, TracerOptions } from "moleculer";
 import type { TracingConfig } from "./config";
+import type { SpanRecord } from "./types";
 
 // --- Ids ------------------------------------------------------------------------------------------
 
@@ -166,24 +167,9 @@ export function traceLogFormatter(
 	return [...line, ...helpers.printArgs(args)];
 }
 
-// --- Exporters ----------------------------------------------------------------------------------------
+export type { SpanRecord };
 
-/** A finished span as the back office reads it (ids as in Zipkin and `traceparent`). */
-export interface SpanRecord {
-	traceId: string;
-	id: string;
-	parentId: string | null;
-	name: string;
-	service: string | null;
-	nodeID: string;
-	/** Epoch milliseconds. */
-	startTime: number;
-	/** Milliseconds. */
-	duration: number;
-	error: string | null;
-	orderId: string | null;
-	tags: Record<string, string>;
-}
+// --- Exporters ----------------------------------------------------------------------------------------
 
 export interface SpanQuery {
 	traceIds?: string[];

@@ -127,3 +127,20 @@ export interface ClusterAnswer {
 	nodes: ClusterNode[];
 	at: string;
 }
+
+/** A finished span as the back office reads it (ids as in Zipkin and `traceparent`). */
+export interface SpanRecord {
+	traceId: string;
+	id: string;
+	parentId: string | null;
+	name: string;
+	service: string | null;
+	nodeID: string;
+	/** Epoch milliseconds. */
+	startTime: number;
+	/** Milliseconds. */
+	duration: number;
+	error: string | null;
+	orderId: string | null;
+	tags: Record<string, string>;
+}

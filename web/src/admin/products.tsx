@@ -5,7 +5,7 @@ import { call, get, query, type Page, type Product } from "../shared/api";
 import { explain } from "../shared/errors";
 import { money, toCents } from "../shared/format";
 import { navigate } from "../shared/router";
-import { Field, Notice, Pager, PageTitle } from "../shared/ui";
+import { Field, Notice, Pager, PageTitle, SearchForm } from "../shared/ui";
 import { relogin, token } from "./state";
 
 type Panel = { mode: "create" } | { mode: "edit"; product: Product } | { mode: "restock"; product: Product } | null;
@@ -144,7 +144,6 @@ function ProductForm({ panel, onDone, onClose }: { panel: Exclude<Panel, null>; 
 export function Products({ params }: { params: URLSearchParams }) {
 	const search = params.get("search") ?? "";
 	const page = Math.max(1, Number(params.get("page")) || 1);
-	const [typed, setTyped] = useState(search);
 	const [answer, setAnswer] = useState<Page<Product> | null>(null);
 	const [panel, setPanel] = useState<Panel>(null);
 	const [news, setNews] = useState("");
@@ -164,18 +163,7 @@ export function Products({ params }: { params: URLSearchParams }) {
 				<button type="button" onClick={() => setPanel({ mode: "create" })}>
 					New product
 				</button>
-				<form
-					role="search"
-					class="search"
-					onSubmit={event => {
-						event.preventDefault();
-						go({ search: typed.trim(), page: 1 });
-					}}
-				>
-					<label for="product-search">Search products</label>
-					<input id="product-search" type="search" value={typed} onInput={event => setTyped(event.currentTarget.value)} />
-					<button type="submit">Search</button>
-				</form>
+				<SearchForm id="product-search" initial={search} onSearch={typed => go({ search: typed, page: 1 })} />
 			</div>
 			<Notice kind="success">{news}</Notice>
 			<Notice kind="error">{error}</Notice>

@@ -4,22 +4,13 @@
  * start and duration as text and as a bar on the trace's time line.
  */
 import { useEffect, useState } from "preact/hooks";
+import type { SpanRecord } from "../../../lib/types";
 import { get } from "../shared/api";
 import { explain } from "../shared/errors";
 import { relogin, token } from "./state";
 
 /** A span as `GET /api/admin/orders/:id/trace` answers it (services/api/traces.mixin.ts). */
-interface SpanRow {
-	traceId: string;
-	id: string;
-	parentId: string | null;
-	name: string;
-	service: string | null;
-	nodeID: string;
-	startTime: number;
-	duration: number;
-	error: string | null;
-}
+type SpanRow = Omit<SpanRecord, "orderId" | "tags">;
 
 interface TraceAnswer {
 	traceIds: string[];

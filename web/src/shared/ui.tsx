@@ -1,6 +1,6 @@
 /** Small accessible building blocks both apps share. */
 import type { ComponentChildren } from "preact";
-import { useEffect, useId, useRef } from "preact/hooks";
+import { useEffect, useId, useRef, useState } from "preact/hooks";
 
 /**
  * The page's heading: focused when the page changes, so a screen reader announces the new page and
@@ -103,5 +103,24 @@ export function Pager({ page, totalPages, onPage }: { page: number; totalPages: 
 				Next page
 			</button>
 		</nav>
+	);
+}
+
+/** The product search of both apps: a labelled search box whose value is submitted trimmed. */
+export function SearchForm({ id, initial, onSearch }: { id: string; initial: string; onSearch: (search: string) => void }) {
+	const [typed, setTyped] = useState(initial);
+	return (
+		<form
+			role="search"
+			class="search"
+			onSubmit={event => {
+				event.preventDefault();
+				onSearch(typed.trim());
+			}}
+		>
+			<label for={id}>Search products</label>
+			<input id={id} type="search" value={typed} onInput={event => setTyped(event.currentTarget.value)} maxLength={100} />
+			<button type="submit">Search</button>
+		</form>
 	);
 }

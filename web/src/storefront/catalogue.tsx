@@ -4,7 +4,7 @@ import { get, query, type Page, type Product } from "../shared/api";
 import { explain } from "../shared/errors";
 import { money } from "../shared/format";
 import { navigate } from "../shared/router";
-import { Notice, Pager, PageTitle } from "../shared/ui";
+import { Notice, Pager, PageTitle, SearchForm } from "../shared/ui";
 import { addToCart, MAX_QUANTITY } from "./state";
 
 const PAGE_SIZE = 12;
@@ -28,7 +28,6 @@ function useAdded() {
 export function Catalogue({ params }: { params: URLSearchParams }) {
 	const search = params.get("search") ?? "";
 	const page = Math.max(1, Number(params.get("page")) || 1);
-	const [typed, setTyped] = useState(search);
 	const [answer, setAnswer] = useState<Page<Product> | null>(null);
 	const [error, setError] = useState("");
 	const { added, add } = useAdded();
@@ -48,18 +47,7 @@ export function Catalogue({ params }: { params: URLSearchParams }) {
 	return (
 		<>
 			<PageTitle title={search ? `“${search}” · Moleculer shop` : "Moleculer shop"}>Catalogue</PageTitle>
-			<form
-				role="search"
-				class="search"
-				onSubmit={event => {
-					event.preventDefault();
-					go({ search: typed.trim(), page: 1 });
-				}}
-			>
-				<label for="search">Search products</label>
-				<input id="search" type="search" value={typed} onInput={event => setTyped(event.currentTarget.value)} maxLength={100} />
-				<button type="submit">Search</button>
-			</form>
+			<SearchForm id="search" initial={search} onSearch={typed => go({ search: typed, page: 1 })} />
 			<Notice kind="error">{error}</Notice>
 			<Notice kind="success">{added}</Notice>
 			{answer && (
