@@ -114,7 +114,11 @@ describe("the cluster view on NATS", () => {
 			{ items: [{ productId: product.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } },
 			{ token: buyer.token }
 		);
-		expect(placed.body.status).toBe("confirmed");
+		// The gateway's registry dropped payments-2, but each orders node runs its own heartbeat check:
+		// a capture sent there in that window times out and the order answers 202 pending. Either way it
+		// must settle confirmed through payments-1.
+		expect([201, 202]).toContain(placed.status);
+		await eventually(async () => (await gateway.get(`/api/orders/${placed.body.id}`, { token: buyer.token })).body.status === "confirmed", 30_000);
 		expect(unexpectedErrors(office.errors)).toEqual([]);
 	});
 });
