@@ -21,11 +21,12 @@ import { ServiceBroker, type BrokerOptions, type Context } from "moleculer";
 import projectOptions from "../moleculer.config";
 import { auditBooks } from "../test/support/books";
 import { seededRandom } from "../lib/prng";
-import { startNats, type NatsServer } from "../test/support/nats";
+import { startBus } from "../test/support/bus";
 import { client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
 import { APPROVED_TEST_CARD } from "../lib/cards";
 import { DEFAULT_TRACING_SAMPLE_RATE } from "../lib/config";
 import { shopTracing } from "../lib/tracing";
+import { zipfSampler } from "./workload";
 
 // --- Options ------------------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ async function compare(scenario: string, sides: Side[], options: { fixedRateOf?:
 interface Shop {
 	name: string;
 	baseUrl: string;
-	processes: Array<{ name: string; pid: number | undefined; output(): string }>;
+	processes: Array<{ name: string; pid: number | undefined; metricsUrl: string; output(): string }>;
 	adminToken: string;
 	buyers: string[];
 	productIds: string[];
@@ -171,9 +172,16 @@ interface Shop {
 const commonEnv = { SEED_DEMO: "false", ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_RATE_LIMIT: "1000000", LOG_LEVEL: "warn" };
 
 /** `settings.products` products (fixed seed) with ample stock, and one token per load connection. */
-async function prepare(name: string, baseUrl: string, processes: ShopProcess[], stop: () => Promise<void>, nodeNames: string[]): Promise<Shop> {
+async function prepare(
+	name: string,
+	baseUrl: string,
+	processes: ShopProcess[],
+	stop: () => Promise<void>,
+	nodeNames: string[],
+	admin: { email: string; password: string } = ADMIN
+): Promise<Shop> {
 	const api = client(baseUrl);
-	const login = await api.post("/api/users/login", ADMIN);
+	const login = await api.post("/api/users/login", admin);
 	if (login.status !== 200) throw new Error(`${name}: admin login failed: ${JSON.stringify(login.body)}`);
 	const adminToken = login.body.token as string;
 	const next = seededRandom(SEED);
@@ -206,7 +214,7 @@ async function prepare(name: string, baseUrl: string, processes: ShopProcess[], 
 	return {
 		name,
 		baseUrl,
-		processes: processes.map((p, i) => ({ name: nodeNames[i], pid: p.child.pid, output: p.output })),
+		processes: processes.map((p, i) => ({ name: nodeNames[i], pid: p.child.pid, metricsUrl: `http://127.0.0.1:${p.metricsPort}/metrics`, output: p.output })),
 		adminToken,
 		buyers,
 		productIds,
@@ -223,17 +231,19 @@ async function startSingle(metrics = true): Promise<Shop> {
 	return prepare(name, shop.baseUrl, [shop], async () => void (await shop.stop()), [metrics ? "shop" : "shop (no metrics)"]);
 }
 
-async function startCluster(nats: NatsServer): Promise<Shop> {
-	progress("starting the shop as five processes on NATS");
-	const dataDir = tempDataDir("shop-bench-cluster-");
-	const env = { ...commonEnv, TRANSPORTER: nats.url, JWT_SECRET: "bench-cluster-secret-0123456789" };
-	const services = ["users", "inventory", "orders", "payments"];
-	const backends = await Promise.all(
-		services.map(service => startShop({ dataDir, waitFor: "none", env: { ...env, SERVICES: service, NODEID: `bench-${service}` } }))
-	);
-	const gateway = await startShop({ dataDir, env: { ...env, SERVICES: "api", NODEID: "bench-api" } });
-	const all = [gateway, ...backends];
-	return prepare("cluster", gateway.baseUrl, all, async () => void (await Promise.all(all.map(p => p.stop()))), ["api", ...services]);
+/**
+ * The shop as five processes on a closed bus, as production runs it (test/support/bus.ts: a NATS
+ * user per role with subject permissions, every packet encrypted with a TRANSIT_KEY).
+ */
+async function startCluster(): Promise<Shop> {
+	progress("starting the shop as five processes on NATS (closed bus, TRANSIT_KEY)");
+	const roles = ["api", "users", "inventory", "orders", "payments"] as const;
+	const nodes = Object.fromEntries(roles.map(role => [role, [`bench-${role}`]]));
+	const bus = await startBus({ name: "bench", nodes, observer: false });
+	const env = { SEED_DEMO: "false", LOG_LEVEL: "warn" };
+	const backends = await Promise.all(roles.slice(1).map(role => bus.startNode(`bench-${role}`, role, { env })));
+	const gateway = await bus.startNode("bench-api", "api", { env });
+	return prepare("cluster", gateway.baseUrl, [gateway, ...backends], () => bus.stop(), [...roles], bus.admin);
 }
 
 async function startBare(routes: Record<string, string>): Promise<{ url: string; pid: number | undefined; stop(): void }> {
@@ -254,6 +264,26 @@ async function startBare(routes: Record<string, string>): Promise<{ url: string;
 
 function getSide(name: string, baseUrl: string, urlPath: string): Side {
 	return { name, spec: (seconds, overallRate) => ({ url: baseUrl + urlPath, seconds, connections: settings.connections, overallRate }) };
+}
+
+/**
+ * Catalogue reads as a shop sees them: each request asks for one of the seeded products, drawn
+ * Zipf (s = 1) by popularity rank with a fixed seed, so every side and round replays the same ids.
+ */
+function readSide(name: string, baseUrl: string, productIds: string[]): Side {
+	return {
+		name,
+		spec: (seconds, overallRate) => {
+			const rank = zipfSampler(productIds.length, 1, SEED + 2);
+			return {
+				url: baseUrl,
+				seconds,
+				connections: settings.connections,
+				overallRate,
+				requests: [{ method: "GET", setupRequest: (request: autocannon.Request) => ({ ...request, path: `/api/products/${productIds[rank()]}` }) }]
+			};
+		}
+	};
 }
 
 /** Orders from `connections` buyers, each connection with its own token, products drawn with a fixed seed. */
@@ -290,17 +320,50 @@ function orderSide(shop: Shop): Side {
 	};
 }
 
+interface BooksCheck {
+	orders: number;
+	problems: string[];
+	/** How long the audit took, as an operator's `books` would. */
+	seconds: number;
+}
+
 /** The books of one shop after the load: every order settled within a minute, invariants kept. */
-async function checkBooks(shop: Shop): Promise<{ orders: number; problems: string[] }> {
+async function checkBooks(shop: Shop): Promise<BooksCheck> {
 	// The load generator has stopped; let the requests it left in flight finish before listing.
 	await new Promise(resolve => setTimeout(resolve, 1000));
+	const started = Date.now();
 	const books = await auditBooks({ baseUrl: shop.baseUrl, adminToken: shop.adminToken, expectedStock: shop.initialStock, settleWithinMs: 60_000 });
+	const seconds = round2((Date.now() - started) / 1000);
 	if (books.problems.length > 0) {
 		// What the shop said about it (warnings and errors: the shops run at LOG_LEVEL=warn).
 		for (const process of shop.processes)
 			console.error(`--- ${shop.name}: ${process.name}, last log lines ---\n${process.output().split("\n").slice(-60).join("\n")}`);
 	}
-	return { orders: books.orders.length, problems: books.problems };
+	return { orders: books.orders.length, problems: books.problems, seconds };
+}
+
+// --- What the shops counted ----------------------------------------------------------------------
+
+/** Every sample of the Prometheus counters whose name ends with one of `suffixes`, summed per suffix over the shop's processes. */
+async function countersOf(shop: Shop, suffixes: string[]): Promise<Record<string, number>> {
+	const sums: Record<string, number> = Object.fromEntries(suffixes.map(suffix => [suffix, 0]));
+	for (const process of shop.processes) {
+		const text = await (await fetch(process.metricsUrl)).text().catch(() => "");
+		for (const line of text.split("\n")) {
+			if (line.startsWith("#")) continue;
+			const name = line.split(/[{ ]/, 1)[0];
+			const suffix = suffixes.find(candidate => name.endsWith(candidate));
+			if (suffix) sums[suffix] += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
+		}
+	}
+	return sums;
+}
+
+/** RSS of every process, every 5 s, for the whole run. */
+function sampleMemory(processes: Shop["processes"]): { samples: Record<string, number[]>; stop(): void } {
+	const samples: Record<string, number[]> = Object.fromEntries(processes.map(p => [p.name, [rssMb(p.pid)]]));
+	const timer = setInterval(() => processes.forEach(p => samples[p.name].push(rssMb(p.pid))), 5000);
+	return { samples, stop: () => (clearInterval(timer), processes.forEach(p => samples[p.name].push(rssMb(p.pid)))) };
 }
 
 /** broker.call through the project's broker settings, a default broker, and a plain function call. */
@@ -357,8 +420,8 @@ async function tracingCost(): Promise<TracingCost> {
 			shops.push(await prepare(name, shop.baseUrl, [shop], async () => void (await shop.stop()), [name]));
 		}
 		const reads = await compare(
-			"tracing: GET /api/products/:id",
-			shops.map(shop => getSide(shop.name, shop.baseUrl, `/api/products/${shop.productIds[0]}`))
+			"tracing: GET /api/products/:id (Zipf)",
+			shops.map(shop => readSide(shop.name, shop.baseUrl, shop.productIds))
 		);
 		const orders = await compare("tracing: POST /api/orders", shops.map(orderSide));
 		const books: TracingCost["books"] = {};
@@ -443,45 +506,69 @@ async function tracingMain(): Promise<void> {
 
 // --- Main -------------------------------------------------------------------------------------------
 
+interface Target {
+	figure: string;
+	measured: string;
+	target: string;
+	/** null: a figure shown for context, without a target. */
+	met: boolean | null;
+}
+
+/** RSS of the NATS gateway may grow while caches and pools fill in the first scenario; after that it must stay flat. */
+const RSS_FLAT_GROWTH = 0.15;
+/** The audit of the books, per 100,000 orders. */
+const BOOKS_SECONDS_PER_100K = 30;
+
 async function main() {
 	const started = Date.now();
-	const nats = await startNats();
 	const single = await startSingle();
 	const unmetered = await startSingle(false);
-	const cluster = await startCluster(nats);
-	const stops: Array<() => unknown> = [() => single.stop(), () => unmetered.stop(), () => cluster.stop(), () => nats.stop()];
+	const cluster = await startCluster();
+	const stops: Array<() => unknown> = [() => single.stop(), () => unmetered.stop(), () => cluster.stop()];
 	let failed = false;
 	try {
-		const productPath = `/api/products/${single.productIds[0]}`;
 		const listPath = "/api/products?page=1&pageSize=20";
-		const clusterProductPath = `/api/products/${cluster.productIds[0]}`;
-		const bytes = {
-			[productPath]: await (await fetch(single.baseUrl + productPath)).text(),
-			[listPath]: await (await fetch(single.baseUrl + listPath)).text()
-		};
-		const bare = await startBare(bytes);
+		// The ceiling answers each product's bytes as the shop answered them, from memory.
+		const routes: Record<string, string> = { [listPath]: await (await fetch(single.baseUrl + listPath)).text() };
+		for (const id of single.productIds) routes[`/api/products/${id}`] = await (await fetch(`${single.baseUrl}/api/products/${id}`)).text();
+		const bare = await startBare(routes);
 		stops.push(() => bare.stop());
 
-		const memoryBefore = Object.fromEntries(
-			[...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)])
-		);
+		const gateway = cluster.processes.find(p => p.name === "api")!;
+		const memory = sampleMemory([...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))]);
+		const rssMarks: Record<string, number> = { start: rssMb(gateway.pid) };
 
+		const hitCounters = ["moleculer_cacher_get_total", "moleculer_cacher_found_total"];
+		const countersBefore = { single: await countersOf(single, hitCounters), cluster: await countersOf(cluster, hitCounters) };
 		const reads = await compare(
-			"GET /api/products/:id",
+			"GET /api/products/:id (Zipf)",
 			[
-				getSide("bare", bare.url, productPath),
-				getSide("single", single.baseUrl, productPath),
-				getSide("cluster", cluster.baseUrl, clusterProductPath),
-				getSide("single, no metrics", unmetered.baseUrl, `/api/products/${unmetered.productIds[0]}`)
+				readSide("bare", bare.url, single.productIds),
+				readSide("single", single.baseUrl, single.productIds),
+				readSide("cluster", cluster.baseUrl, cluster.productIds),
+				readSide("single, no metrics", unmetered.baseUrl, unmetered.productIds)
 			],
 			{ fixedRateOf: "single" }
 		);
+		const cacheHits: Record<string, { gets: number; hits: number; rate: number }> = {};
+		for (const [name, shop] of [
+			["single", single],
+			["cluster", cluster]
+		] as const) {
+			const after = await countersOf(shop, hitCounters);
+			const gets = after[hitCounters[0]] - countersBefore[name][hitCounters[0]];
+			const hits = after[hitCounters[1]] - countersBefore[name][hitCounters[1]];
+			cacheHits[name] = { gets, hits, rate: gets > 0 ? round2(hits / gets) : NaN };
+		}
+		rssMarks["after reads"] = rssMb(gateway.pid);
 		const lists = await compare("GET /api/products?page=1&pageSize=20", [
 			getSide("bare", bare.url, listPath),
 			getSide("single", single.baseUrl, listPath),
 			getSide("cluster", cluster.baseUrl, listPath)
 		]);
+		rssMarks["after lists"] = rssMb(gateway.pid);
 		const orders = await compare("POST /api/orders", [orderSide(single), orderSide(cluster), orderSide(unmetered)], { fixedRateOf: "single" });
+		rssMarks["after orders"] = rssMb(gateway.pid);
 
 		let soak: { seconds: number; rssMb: number[]; growthPercent: number } | undefined;
 		if (soakSeconds > 0) {
@@ -495,25 +582,27 @@ async function main() {
 			soak = { seconds: soakSeconds, rssMb: samples, growthPercent: round2(((settled[settled.length - 1] - settled[0]) / settled[0]) * 100) };
 		}
 
-		const memoryAfter = Object.fromEntries(
-			[...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))].map(p => [p.name, rssMb(p.pid)])
-		);
 		progress("checking the books");
 		const books = { single: await checkBooks(single), cluster: await checkBooks(cluster), "single, no metrics": await checkBooks(unmetered) };
+		rssMarks.end = rssMb(gateway.pid);
+		memory.stop();
 		progress("broker.call overhead");
 		const overhead = await callOverhead();
 		// The other shops are stopped first: the three compared here get the machine to themselves.
 		for (const stop of stops.splice(0).reverse()) await stop();
 		const tracing = quick ? undefined : await tracingCost();
 
+		const targets = targetsOf({ reads, orders, cacheHits, rssMarks, books, overhead });
 		const report = {
 			date: new Date().toISOString(),
 			mode: quick ? "quick" : "full",
 			settings,
+			targets,
 			reads,
+			cacheHits,
 			lists,
 			orders,
-			memory: { before: memoryBefore, after: memoryAfter },
+			memory: { gateway: rssMarks, samples: memory.samples },
 			soak,
 			books,
 			overhead,
@@ -534,18 +623,101 @@ async function main() {
 	process.exit(failed ? 1 : 0);
 }
 
-function printReport(report: {
+/** Issue 10's table: every figure with its target. */
+function targetsOf(run: {
 	reads: Comparison;
+	orders: Comparison;
+	cacheHits: Record<string, { gets: number; hits: number; rate: number }>;
+	rssMarks: Record<string, number>;
+	books: Record<string, BooksCheck>;
+	overhead: Record<string, number>;
+}): Target[] {
+	const ratio = (comparison: Comparison, name: string) => comparison.ratios[name];
+	const shown = (r: { median: number; min: number; max: number }) => `${r.median} (${r.min}-${r.max})`;
+	const rps = (comparison: Comparison, side: string) => median(comparison.sides[side].rps);
+	const singleOverBare = ratio(run.reads, "single / bare");
+	const unmeteredOverBare = ratio(run.reads, "single, no metrics / bare");
+	const readsClusterOverSingle = ratio(run.reads, "cluster / single");
+	const ordersClusterOverSingle = ratio(run.orders, "cluster / single");
+	const single = run.orders.sides.single;
+	const ordersPerSecond = rps(run.orders, "single");
+	const p99 = median(single.p99);
+	const projectOverDefault = run.overhead["broker.call, the project's broker"] / run.overhead["broker.call, default ServiceBroker"];
+	const rssBase = run.rssMarks["after reads"];
+	const rssPeak = Math.max(
+		...Object.entries(run.rssMarks)
+			.filter(([mark]) => mark !== "start")
+			.map(([, mb]) => mb)
+	);
+	const slowestAudit = Math.max(...Object.values(run.books).map(book => (book.seconds / Math.max(1, book.orders)) * 100_000));
+	return [
+		{
+			figure: "GET /api/products/:id, one process ÷ bare node:http",
+			measured: `${shown(singleOverBare)}; ${rps(run.reads, "single")} vs ${rps(run.reads, "bare")} req/s`,
+			target: "≥ 0.75",
+			met: singleOverBare.median >= 0.75
+		},
+		{ figure: "same, metrics off ÷ bare", measured: shown(unmeteredOverBare), target: "", met: null },
+		{ figure: "GET product, NATS ÷ one process", measured: shown(readsClusterOverSingle), target: "≥ 0.5", met: readsClusterOverSingle.median >= 0.5 },
+		{
+			figure: "catalogue cache hit rate (Moleculer's cacher)",
+			measured: Object.entries(run.cacheHits)
+				.map(([name, hits]) => `${name} ${hits.rate} (${hits.hits}/${hits.gets})`)
+				.join("; "),
+			target: "",
+			met: null
+		},
+		{
+			figure: "POST /api/orders, one process",
+			measured: `${ordersPerSecond} orders/s, p50 ${median(single.p50)} ms, p99 ${p99} ms`,
+			target: "≥ 1,000/s, p99 < 100 ms",
+			met: ordersPerSecond >= 1000 && p99 < 100
+		},
+		{ figure: "orders, NATS ÷ one process", measured: shown(ordersClusterOverSingle), target: "≥ 0.8", met: ordersClusterOverSingle.median >= 0.8 },
+		{
+			figure: "broker.call, the project's broker ÷ Moleculer's default",
+			measured: `${round2(projectOverDefault)}; ${run.overhead["broker.call, the project's broker"]} vs ${run.overhead["broker.call, default ServiceBroker"]} calls/s`,
+			target: "≥ 0.5",
+			met: projectOverDefault >= 0.5
+		},
+		{
+			figure: "RSS of the NATS gateway across the run",
+			measured: Object.entries(run.rssMarks)
+				.map(([mark, mb]) => `${mark} ${mb}`)
+				.join(", ")
+				.concat(" MB"),
+			target: `flat: ≤ ${RSS_FLAT_GROWTH * 100}% over "after reads"`,
+			met: rssPeak <= rssBase * (1 + RSS_FLAT_GROWTH)
+		},
+		{
+			figure: "books audit after the run",
+			measured: Object.entries(run.books)
+				.map(([name, book]) => `${name} ${book.orders} orders in ${book.seconds} s`)
+				.join("; "),
+			target: `≤ ${BOOKS_SECONDS_PER_100K} s per 100k orders, balanced`,
+			met: slowestAudit <= BOOKS_SECONDS_PER_100K && Object.values(run.books).every(book => book.problems.length === 0)
+		}
+	];
+}
+
+function printReport(report: {
+	targets: Target[];
+	reads: Comparison;
+	cacheHits: Record<string, { gets: number; hits: number; rate: number }>;
 	lists: Comparison;
 	orders: Comparison;
-	memory: { before: Record<string, number>; after: Record<string, number> };
+	memory: { gateway: Record<string, number>; samples: Record<string, number[]> };
 	soak?: { seconds: number; rssMb: number[]; growthPercent: number };
-	books: Record<string, { orders: number; problems: string[] }>;
+	books: Record<string, BooksCheck>;
 	overhead: Record<string, number>;
 	tracing?: TracingCost;
 	mode: string;
 	seconds: number;
 }) {
+	const table = (rows: string[][]) => {
+		const widths = rows[0].map((_, col) => Math.max(...rows.map(row => row[col].length)));
+		for (const row of rows) console.log(row.map((cell, col) => cell.padEnd(widths[col])).join("  "));
+	};
 	const rows: string[][] = [["scenario", "side", "req/s (median)", "p50 ms", "p99 ms", `p99 ms at fixed rate`, "answers"]];
 	for (const comparison of [report.reads, report.lists, report.orders]) {
 		for (const [side, figures] of Object.entries(comparison.sides)) {
@@ -562,11 +734,10 @@ function printReport(report: {
 			]);
 		}
 	}
-	const widths = rows[0].map((_, col) => Math.max(...rows.map(row => row[col].length)));
 	console.log(
 		`\nShop benchmark (${report.mode}, ${settings.rounds} rounds of ${settings.seconds} s, ${settings.connections} connections, ${report.seconds} s in all)\n`
 	);
-	for (const row of rows) console.log(row.map((cell, col) => cell.padEnd(widths[col])).join("  "));
+	table(rows);
 	console.log("\nRatios (median of rounds, min-max):");
 	for (const comparison of [report.reads, report.lists, report.orders]) {
 		for (const [name, ratio] of Object.entries(comparison.ratios))
@@ -576,16 +747,21 @@ function printReport(report: {
 	const direct = report.overhead["direct function call"];
 	for (const [name, rate] of Object.entries(report.overhead))
 		console.log(`  ${name.padEnd(38)} ${String(rate).padStart(10)}  (${round2(rate / direct)} x direct)`);
-	console.log("\nRSS MB before -> after the load:");
-	for (const name of Object.keys(report.memory.before)) console.log(`  ${name.padEnd(20)} ${report.memory.before[name]} -> ${report.memory.after[name]}`);
+	console.log("\nRSS MB, first and last sample and peak:");
+	for (const [name, samples] of Object.entries(report.memory.samples))
+		console.log(`  ${name.padEnd(20)} ${samples[0]} -> ${samples[samples.length - 1]} (peak ${Math.max(...samples)})`);
 	if (report.soak)
 		console.log(
 			`\nSoak ${report.soak.seconds} s: RSS samples ${report.soak.rssMb.join(", ")} MB; growth over the last two thirds ${report.soak.growthPercent}%`
 		);
 	console.log("\nBooks after the load:");
 	for (const [name, books] of Object.entries(report.books))
-		console.log(`  ${name.padEnd(8)} ${books.orders} orders, ${books.problems.length === 0 ? "balanced" : `${books.problems.length} PROBLEMS`}`);
+		console.log(
+			`  ${name.padEnd(20)} ${books.orders} orders, audited in ${books.seconds} s, ${books.problems.length === 0 ? "balanced" : `${books.problems.length} PROBLEMS`}`
+		);
 	if (report.tracing) printTracingCost(report.tracing);
+	console.log("\nTargets (issue 10):");
+	table([["figure", "measured", "target", ""], ...report.targets.map(t => [t.figure, t.measured, t.target, t.met === null ? "" : t.met ? "met" : "NOT MET"])]);
 }
 
 (tracingOnly ? tracingMain() : main()).catch(err => {
