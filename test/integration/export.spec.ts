@@ -41,11 +41,15 @@ describe("the admin export of orders with their payments", () => {
 	});
 
 	it("lists every order once across its pages while orders are created, each with its payments", async () => {
-		const before = await mapLimit(Array.from({ length: 30 }, (_, i) => i), 8, async () => {
-			const res = await placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }]);
-			expectStatus(res, 201);
-			return res.body.id as string;
-		});
+		const before = await mapLimit(
+			Array.from({ length: 30 }, (_, i) => i),
+			8,
+			async () => {
+				const res = await placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }]);
+				expectStatus(res, 201);
+				return res.body.id as string;
+			}
+		);
 		const cancelled = before[3];
 		expectStatus(await api.post(`/api/orders/${cancelled}/cancel`, {}, { token: buyer.token }), 200);
 

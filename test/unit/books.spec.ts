@@ -52,7 +52,9 @@ const captured = (amount = 1000) => ({ status: "captured", amount });
 
 describe("auditBooks", () => {
 	it("balanced books: no problem, every order and product checked, in a few page reads", async () => {
-		const orders = Array.from({ length: 2500 }, (_, i) => (i % 5 === 0 ? order("cancelled", [{ status: "refunded", amount: 1000 }]) : order("confirmed", [captured()])));
+		const orders = Array.from({ length: 2500 }, (_, i) =>
+			i % 5 === 0 ? order("cancelled", [{ status: "refunded", amount: 1000 }]) : order("confirmed", [captured()])
+		);
 		const stock = new Map(Array.from({ length: 250 }, (_, i) => [`p${i}`, 10]));
 		stock.set("p1", 100);
 		const confirmedUnits = orders.filter(o => o.status === "confirmed").length;
@@ -60,7 +62,12 @@ describe("auditBooks", () => {
 		const expectedStock = new Map([...stock].map(([id, units]) => [id, id === "p1" ? units + confirmedUnits : units]));
 		const books = await auditBooks(source, { expectedStock });
 		expect(books.problems).toEqual([]);
-		expect(books.summary).toEqual({ orders: { pending: 0, confirmed: 2000, cancelled: 500 }, productsChecked: 250, stockConservation: true, paymentsChecked: 2500 });
+		expect(books.summary).toEqual({
+			orders: { pending: 0, confirmed: 2000, cancelled: 500 },
+			productsChecked: 250,
+			stockConservation: true,
+			paymentsChecked: 2500
+		});
 		expect(books.orders).toHaveLength(2500);
 		expect(reads).toEqual({ exportPages: 3, productPages: 3, stockOf: 0 });
 	});
@@ -75,8 +82,21 @@ describe("auditBooks", () => {
 			order("pending", []),
 			order("confirmed", [captured()], [["p2", 3]])
 		];
-		const { source } = fakeSource(orders, new Map([["p1", -1], ["p2", 5]]));
-		const books = await auditBooks(source, { expectedStock: new Map([["p1", 6], ["p2", 9], ["gone", 1]]), settleWithinMs: 0 });
+		const { source } = fakeSource(
+			orders,
+			new Map([
+				["p1", -1],
+				["p2", 5]
+			])
+		);
+		const books = await auditBooks(source, {
+			expectedStock: new Map([
+				["p1", 6],
+				["p2", 9],
+				["gone", 1]
+			]),
+			settleWithinMs: 0
+		});
 		const [noPayment, wrongAmount, twice, declined, cancelled, pending] = orders.map(o => o.id);
 		expect(books.problems.sort()).toEqual(
 			[
@@ -96,7 +116,13 @@ describe("auditBooks", () => {
 	});
 
 	it("without the initial stock, checks every catalogue product for negative stock only", async () => {
-		const { source } = fakeSource([order("confirmed", [captured()])], new Map([["p1", 0], ["p2", -2]]));
+		const { source } = fakeSource(
+			[order("confirmed", [captured()])],
+			new Map([
+				["p1", 0],
+				["p2", -2]
+			])
+		);
 		const books = await auditBooks(source);
 		expect(books.problems).toEqual(["product p2: negative stock -2"]);
 		expect(books.summary.productsChecked).toBe(2);
