@@ -2,7 +2,7 @@
  * `GET /api/admin/orders/export` over HTTP: admins only, its params checked, every order once
  * across keyset pages while customers keep ordering, each order with its payments.
  */
-import { registerUser, type ShopProcess } from "../support/shop";
+import { registerUser, type ApiAnswer, type ShopProcess } from "../support/shop";
 import { createProduct, expectError, expectStatus, mapLimit, placeOrder, startShopWithAdmin, type Client, type ProductBody } from "./helpers";
 
 describe("the admin export of orders with their payments", () => {
@@ -68,7 +68,7 @@ describe("the admin export of orders with their payments", () => {
 		let pages = 0;
 		try {
 			do {
-				const res = await api.get(exportUrl(`?limit=5${after === null ? "" : `&after=${after}`}`), { token: admin });
+				const res: ApiAnswer = await api.get(exportUrl(`?limit=5${after === null ? "" : `&after=${after}`}`), { token: admin });
 				expectStatus(res, 200);
 				expect(Object.keys(res.body).sort()).toEqual(["next", "rows"]);
 				expect(res.body.rows.length).toBeLessThanOrEqual(5);

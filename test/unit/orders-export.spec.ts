@@ -5,7 +5,7 @@
  * existing database.
  */
 import { randomUUID } from "node:crypto";
-import { ServiceBroker, type Context, type Service, type ServiceSchema } from "moleculer";
+import { ServiceBroker, type ActionHandler, type ActionSchema, type Context, type Middleware, type Service, type ServiceSchema } from "moleculer";
 import { APPROVED_TEST_CARD as APPROVED } from "../../lib/cards";
 import { openDatabase } from "../../lib/db/database";
 import { migrate } from "../../lib/db/migrations";
@@ -43,12 +43,12 @@ function storedOrder(fields: Partial<StoredOrder> = {}): StoredOrder {
 describe("orders.export", () => {
 	/** How many times payments.ofOrders was called. */
 	let ofOrdersCalls = 0;
-	const countOfOrders = {
-		localAction(next: (ctx: Context) => Promise<unknown>, action: { name: string }) {
+	const countOfOrders: Middleware = {
+		localAction(next: ActionHandler, action: ActionSchema) {
 			if (action.name !== "payments.ofOrders") return next;
-			return (ctx: Context) => {
+			return function (this: Service, ctx: Context) {
 				ofOrdersCalls++;
-				return next(ctx);
+				return next.call(this, ctx);
 			};
 		}
 	};
