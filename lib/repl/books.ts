@@ -1,8 +1,8 @@
 /** `books [--settle 10s]`: the invariants audit (lib/books.ts) over the broker, as a table. */
 import type { ServiceBroker } from "moleculer";
-import { auditBooks, type AuditedOrder, type AuditPage, type BooksSource } from "../books";
+import { auditBooks, type AuditedOrder, type AuditPage, type BooksSource, type ExportPage } from "../books";
 import { parseDuration } from "../chaos";
-import type { Payment, Product } from "../types";
+import type { Product } from "../types";
 import { callAsAdmin, explain, printTable, type ReplCommand } from "./common";
 
 /** The shop read through the broker, as an admin. */
@@ -18,7 +18,7 @@ export function brokerSource(broker: ServiceBroker): BooksSource {
 				throw err;
 			}
 		},
-		paymentsOf: async orderId => (await callAsAdmin<{ rows: Payment[] }, object>(broker, "payments.list", { orderId })).rows
+		exportPage: (after, limit) => callAsAdmin<ExportPage, object>(broker, "orders.export", after === undefined ? { limit } : { after, limit })
 	};
 }
 

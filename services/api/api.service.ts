@@ -16,6 +16,7 @@ import { restAliases, type RestSource } from "../../lib/rest-aliases";
 import { formatTraceparent, newTraceId, parseTraceparent, requestContext, type TraceParent } from "../../lib/tracing";
 import type { ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
+import { exportRestSource } from "../orders/export.mixin";
 import { ChaosMixin, chaosRestSource } from "./chaos.mixin";
 import { isTrusted, proxyList, unmapped } from "./proxies";
 import { DrainMixin } from "./drain.mixin";
@@ -38,6 +39,7 @@ const aliases = restAliases([
 	webRestSource,
 	chaosRestSource,
 	tracesRestSource,
+	exportRestSource,
 	...backendSchemas()
 ]);
 const aliasTable = (filter: (action: string) => boolean) =>

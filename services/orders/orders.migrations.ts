@@ -27,5 +27,25 @@ export const migrations: Migration[] = [
 			await sql.run("CREATE INDEX IF NOT EXISTS orders_user_id_created_at ON orders (user_id, created_at)");
 			await sql.run("CREATE INDEX IF NOT EXISTS orders_status ON orders (status)");
 		}
+	},
+	{
+		// An insertion sequence for the admin export's keyset paging (export.mixin.ts): a number every
+		// new order gets, larger than any before it, so that a cursor "after seq n" neither skips nor
+		// repeats an order while others are created. Existing orders are numbered in the order they are stored.
+		name: "orders-002-insertion-sequence",
+		async up({ context: { sql, dialect } }) {
+			if (dialect === "postgres") {
+				await sql.run("ALTER TABLE orders ADD COLUMN IF NOT EXISTS seq BIGSERIAL");
+			} else {
+				// SQLite cannot add a column with a computed default: a trigger numbers each inserted row. Its
+				// writers run one at a time, so the numbers follow the commits (an `ON CONFLICT DO NOTHING`
+				// that inserts nothing fires no trigger).
+				await sql.run("ALTER TABLE orders ADD COLUMN seq INTEGER");
+				await sql.run("UPDATE orders SET seq = rowid");
+				await sql.run(`CREATE TRIGGER IF NOT EXISTS orders_seq AFTER INSERT ON orders FOR EACH ROW WHEN NEW.seq IS NULL
+					BEGIN UPDATE orders SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM orders) WHERE rowid = NEW.rowid; END`);
+			}
+			await sql.run("CREATE UNIQUE INDEX IF NOT EXISTS orders_seq ON orders (seq)");
+		}
 	}
 ];

@@ -21,6 +21,7 @@ import { idRule, pageParams, pageWindow, toPage, type IdParams, type PageParams 
 import type { CancelReason, Order, OrderStatus, Page, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
 import { createDbMixin } from "../../mixins/db.mixin";
 import type { GetManyParams } from "../inventory/inventory.service";
+import { ExportMixin } from "./export.mixin";
 import { InFlightOrders } from "./in-flight";
 import { OrderSagaMixin } from "./order-saga.mixin";
 import { migrations } from "./orders.migrations";
@@ -53,7 +54,7 @@ const REPLAY_WAIT_MS = 4000;
 const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 	name: "orders",
 	// Moleculer starts the last mixin first: the database is ready before the settle loop's first pass.
-	mixins: [OrderSagaMixin, SettleMixin, createDbMixin({ migrations, createStore: db => new OrdersStore(db) })],
+	mixins: [ExportMixin, OrderSagaMixin, SettleMixin, createDbMixin({ migrations, createStore: db => new OrdersStore(db) })],
 
 	settings: {
 		db: shopConfig().dbUrl("orders"),

@@ -128,6 +128,15 @@ export class OrdersStore {
 		return { rows: rows.map(toStored), total: counted?.total ?? 0 };
 	}
 
+	/**
+	 * The admin export's page (export.mixin.ts): up to `limit` orders inserted after the one numbered
+	 * `afterSeq` (0: from the first), in insertion order, each with its number for the next cursor.
+	 */
+	async exportPage(afterSeq: number, limit: number): Promise<Array<{ seq: number; order: StoredOrder }>> {
+		const rows = await this.db.all<OrderRow & { seq: number }>("SELECT * FROM orders WHERE seq > $1 ORDER BY seq LIMIT $2", [afterSeq, limit]);
+		return rows.map(row => ({ seq: row.seq, order: toStored(row) }));
+	}
+
 	/** Orders not settled yet (pending, or confirmed with a cancellation under way), least recently attended first. */
 	async unfinished(limit: number): Promise<StoredOrder[]> {
 		const rows = await this.db.all<OrderRow>(

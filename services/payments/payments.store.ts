@@ -41,6 +41,14 @@ export class PaymentsStore {
 		return rows.map(toPayment);
 	}
 
+	/** The payments of many orders (at most one each), in one query: the admin export's. */
+	async listForOrders(orderIds: readonly string[]): Promise<Payment[]> {
+		if (orderIds.length === 0) return [];
+		const placeholders = orderIds.map((_, i) => `$${i + 1}`).join(", ");
+		const rows = await this.db.all<PaymentRow>(`SELECT * FROM payments WHERE order_id IN (${placeholders})`, orderIds);
+		return rows.map(toPayment);
+	}
+
 	/**
 	 * Records a payment unless the order already has one or was voided. Answers the order's payment
 	 * (the new one, or the first one on a retry), or undefined when the order was voided.

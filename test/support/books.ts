@@ -35,7 +35,7 @@ export function restSource(api: Api, token: string): BooksSource {
 			if (res.status !== 200) throw new Error(`GET answered ${res.status}`);
 			return res.body.stock as number;
 		},
-		paymentsOf: async orderId => (await ok(`/api/payments?orderId=${orderId}`, true)).rows
+		exportPage: (after, limit) => ok(`/api/admin/orders/export?limit=${limit}${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`, true)
 	};
 }
 
