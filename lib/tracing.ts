@@ -20,7 +20,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomBytes } from "node:crypto";
 import { TracerExporters } from "moleculer";
-import type { BrokerOptions, Context, Middleware, ServiceBroker, ServiceSchema, Span, TracerOptions } from "moleculer";
+import type { ActionSchema, BrokerOptions, Context, Middleware, ServiceBroker, ServiceSchema, Span, TracerOptions } from "moleculer";
+import { builtinMiddlewares, type ActionHook, type CallHandler } from "./moleculer-internals";
 import type { TracingConfig } from "./config";
 import type { SpanRecord } from "./types";
 
@@ -128,17 +129,60 @@ function withRequestId(handler: Handler): Handler {
 	};
 }
 
+/** A broker with no logger (`logger: false`, as in the benchmark and most unit tests) prints no line to put a request id in. */
+const logs = (broker: ServiceBroker) => Boolean(broker.options.logger);
+
 /**
  * Every local action and event handler runs inside its request's log context: remote calls bring
  * their request id in the packet, so this holds on every node. Cheap: one `run` per handler (none
- * for a local call within the same request), and the formatter reads one value per line.
+ * for a local call within the same request), and the formatter reads one value per line. Nothing
+ * on a broker without a logger: there the handlers are left unwrapped (Node's AsyncLocalStorage,
+ * once used, also slows every promise of the process on Node 20).
  */
 export const RequestLogContext: Middleware = {
 	name: "RequestLogContext",
-	localAction: (handler: Handler) => withRequestId(handler),
+	localAction(this: ServiceBroker, handler: Handler) {
+		return logs(this) ? withRequestId(handler) : handler;
+	},
 	// Moleculer calls an event handler with the context too (its own tracing middleware reads it so).
-	localEvent: ((handler: Handler) => withRequestId(handler)) as unknown as Middleware["localEvent"]
-};
+	localEvent: function (this: ServiceBroker, handler: Handler) {
+		return logs(this) ? withRequestId(handler) : handler;
+	} as unknown as Middleware["localEvent"]
+} as Middleware;
+
+// --- Spans only for sampled requests ------------------------------------------------------------------
+
+/**
+ * Moleculer's Tracing middleware, less its cost for the requests it does not sample (90% at the
+ * default TRACING_SAMPLE_RATE of 0.1). Moleculer's builds a span for every call, sampled or not (its
+ * tags, a Span object with its id, timing and exporters' hooks), and only then drops the unsampled
+ * one. Here the decision is taken first, as Moleculer takes it (the tracer's own `shouldSample` for
+ * a request's first call; the caller's decision, `ctx.tracing`, for every call after it, on every
+ * node), and an unsampled call goes straight to the handler. Sampled calls get Moleculer's span,
+ * unchanged. What an unsampled call no longer gets is a span nobody sees: ids and the decision
+ * still travel as before (`ctx.requestID`, `ctx.parentID` = the caller's context id, `ctx.tracing`).
+ * Used in place of Moleculer's (lib/broker-middlewares.ts).
+ */
+export function SampledTracing(this: ServiceBroker, broker: ServiceBroker): Middleware {
+	const builtin = builtinMiddlewares.Tracing.call(broker, broker);
+	const traced = builtin.localAction as ActionHook | null | undefined;
+	if (!traced) return { ...builtin, name: "Tracing" } as Middleware;
+	const tracer = broker.tracer as unknown as { shouldSample(span: { priority: number }) : boolean };
+	// What `shouldSample` reads of a span: its priority (Moleculer's default, 5).
+	const root = { priority: 5 };
+	return {
+		...builtin,
+		name: "Tracing",
+		localAction(this: ServiceBroker, next: CallHandler, action: ActionSchema): CallHandler {
+			const withSpan = traced.call(this, next, action);
+			if (withSpan === next) return next;
+			return function sampledTracing(ctx: Context) {
+				ctx.tracing ??= tracer.shouldSample(root);
+				return ctx.tracing ? withSpan(ctx) : next(ctx);
+			};
+		}
+	} as Middleware;
+}
 
 /** What Moleculer's formatted logger hands a formatter function (moleculer/src/loggers/formatted.js). */
 interface FormatterThis {
