@@ -138,12 +138,7 @@ export async function callOverhead(options: { quick: boolean; extra?: Array<[str
 	const rounds = options.quick ? 3 : 7;
 	const ms = options.quick ? 250 : 1000;
 	const project = benchOptions();
-	const brokers: Array<[string, BrokerOptions]> = [
-		[DEFAULT_BROKER, { logger: false }],
-		[PROJECT, project],
-		...(options.extra ?? []),
-		...ablations(project)
-	];
+	const brokers: Array<[string, BrokerOptions]> = [[DEFAULT_BROKER, { logger: false }], [PROJECT, project], ...(options.extra ?? []), ...ablations(project)];
 	const started: Array<[string, { call: Call; stop(): Promise<void> }]> = [];
 	try {
 		for (const [name, brokerOptions] of brokers) started.push([name, await brokerSide(brokerOptions)]);
@@ -178,7 +173,9 @@ export async function callOverhead(options: { quick: boolean; extra?: Array<[str
 /** The table `node dist/bench/call-overhead.js` prints. */
 export function formatCallOverhead(result: CallOverhead): string {
 	const direct = result.rates[DIRECT];
-	const lines = [`broker.call overhead (calls per CPU-second, awaited one after another; median of ${result.rounds} alternated rounds of ${result.msPerRound} ms)`];
+	const lines = [
+		`broker.call overhead (calls per CPU-second, awaited one after another; median of ${result.rounds} alternated rounds of ${result.msPerRound} ms)`
+	];
 	for (const [name, calls] of Object.entries(result.rates)) {
 		const note = result.ablation[name] !== undefined ? `  ${result.ablation[name]} x the project's` : "";
 		lines.push(`  ${name.padEnd(40)} ${String(calls).padStart(10)}  ${String(round2(calls / direct)).padStart(5)} x direct${note}`);

@@ -167,7 +167,7 @@ export function SampledTracing(this: ServiceBroker, broker: ServiceBroker): Midd
 	const builtin = builtinMiddlewares.Tracing.call(broker, broker);
 	const traced = builtin.localAction as ActionHook | null | undefined;
 	if (!traced) return { ...builtin, name: "Tracing" } as Middleware;
-	const tracer = broker.tracer as unknown as { shouldSample(span: { priority: number }) : boolean };
+	const tracer = broker.tracer as unknown as { shouldSample(span: { priority: number }): boolean };
 	// What `shouldSample` reads of a span: its priority (Moleculer's default, 5).
 	const root = { priority: 5 };
 	return {
@@ -229,28 +229,30 @@ export const RECENT_SPANS = 4096;
  * while it is recent; Zipkin keeps them longer.
  */
 export class RecentSpans extends TracerExporters.Base {
-	private readonly ring: Array<SpanRecord | undefined>;
+	private readonly ring: Array<KeptSpan | undefined>;
 	private next = 0;
 
 	constructor(readonly size = RECENT_SPANS) {
 		super({});
-		this.ring = new Array<SpanRecord | undefined>(size);
+		this.ring = new Array<KeptSpan | undefined>(size);
 	}
 
+	/**
+	 * Keeps what the record needs as it is (ids, tags object, times): a sampled call pays for no hex
+	 * conversion nor tag flattening, which are done when the back office asks (`find`), rarely.
+	 */
 	override spanFinished(span: Span): void {
-		const tags = this.flattenTags(span.tags, true) ?? {};
 		this.ring[this.next] = {
-			traceId: traceIdHex(span.traceID),
-			id: spanIdHex(span.id),
-			parentId: span.parentID ? spanIdHex(span.parentID) : null,
+			traceID: span.traceID,
+			id: span.id,
+			parentID: span.parentID ?? null,
 			name: span.name,
 			service: span.service?.name ?? null,
-			nodeID: this.broker.nodeID,
 			startTime: span.startTime ?? 0,
 			duration: span.duration ?? 0,
 			error: span.error ? String((span.error as Error).name ?? "Error") : null,
-			orderId: typeof span.tags.orderId === "string" ? span.tags.orderId : null,
-			tags
+			tags: span.tags,
+			record: undefined
 		};
 		this.next = (this.next + 1) % this.size;
 	}
@@ -263,10 +265,45 @@ export class RecentSpans extends TracerExporters.Base {
 	/** The kept spans of the given traces, and those tagged with the given order. */
 	find(query: SpanQuery): SpanRecord[] {
 		const traces = new Set(query.traceIds ?? []);
-		return this.ring.filter(
-			(span): span is SpanRecord => span !== undefined && (traces.has(span.traceId) || (query.orderId != null && span.orderId === query.orderId))
-		);
+		const found: SpanRecord[] = [];
+		for (const kept of this.ring) {
+			if (kept === undefined) continue;
+			const span = this.recordOf(kept);
+			if (traces.has(span.traceId) || (query.orderId != null && span.orderId === query.orderId)) found.push(span);
+		}
+		return found;
 	}
+
+	private recordOf(kept: KeptSpan): SpanRecord {
+		kept.record ??= {
+			traceId: traceIdHex(kept.traceID),
+			id: spanIdHex(kept.id),
+			parentId: kept.parentID ? spanIdHex(kept.parentID) : null,
+			name: kept.name,
+			service: kept.service,
+			nodeID: this.broker.nodeID,
+			startTime: kept.startTime,
+			duration: kept.duration,
+			error: kept.error,
+			orderId: typeof kept.tags.orderId === "string" ? kept.tags.orderId : null,
+			tags: (this.flattenTags(kept.tags, true) ?? {}) as Record<string, string>
+		};
+		return kept.record;
+	}
+}
+
+/** A finished span as `RecentSpans` keeps it, and its record once made. */
+interface KeptSpan {
+	traceID: string;
+	id: string;
+	parentID: string | null;
+	name: string;
+	service: string | null;
+	startTime: number;
+	duration: number;
+	error: string | null;
+	tags: Record<string, unknown>;
+	record: SpanRecord | undefined;
 }
 
 /** Zipkin spans waiting for the next post, at most: beyond it spans are dropped (and counted), never memory. */
