@@ -38,8 +38,13 @@ export interface CallOverhead {
 	ratio: { median: number; min: number; max: number };
 	/** Each ablation ÷ the project's broker (median of the per-round ratios): what turning that one option off would buy. */
 	ablation: Record<string, number>;
-	/** The project's broker with a logger (its request log context on) ÷ without, measured after the rounds (see above). */
-	logContext: { withLogger: number; withoutLogger: number; ratio: number };
+	/**
+	 * Measured after the rounds, once the request log context has turned on Node's async hooks for
+	 * the process (see above): the project's broker with a logger, without, and the default broker;
+	 * `ratio` = with ÷ without a logger; `processWide` = the default broker then ÷ the default broker
+	 * in the rounds (what the hooks cost every call of the process, a shop's node with a logger).
+	 */
+	logContext: { withLogger: number; withoutLogger: number; defaultBroker: number; ratio: number; processWide: number };
 }
 
 export const DIRECT = "direct function call";
@@ -151,18 +156,22 @@ export async function callOverhead(options: { quick: boolean; extra?: Array<[str
 		const logged = await brokerSide({ ...project, logger: { type: "Console", options: { level: "error" } }, logLevel: "error" });
 		started.push(["project with a logger", logged]);
 		const projectCall = started.find(([name]) => name === PROJECT)![1].call;
-		const withLogger = await alternate(
+		const defaultCall = started.find(([name]) => name === DEFAULT_BROKER)![1].call;
+		const hooked = await alternate(
 			[
 				["with", logged.call],
-				["without", projectCall]
+				["without", projectCall],
+				["default", defaultCall]
 			],
 			rounds,
 			ms
 		);
 		const logContext = {
-			withLogger: Math.round(median(withLogger.get("with")!)),
-			withoutLogger: Math.round(median(withLogger.get("without")!)),
-			ratio: ratioOf(withLogger.get("with")!, withLogger.get("without")!).median
+			withLogger: Math.round(median(hooked.get("with")!)),
+			withoutLogger: Math.round(median(hooked.get("without")!)),
+			defaultBroker: Math.round(median(hooked.get("default")!)),
+			ratio: ratioOf(hooked.get("with")!, hooked.get("without")!).median,
+			processWide: round2(median(hooked.get("default")!) / median(measured.get(DEFAULT_BROKER)!))
 		};
 		return { rounds, msPerRound: ms, rates, ratio: ratioOf(measured.get(PROJECT)!, measured.get(DEFAULT_BROKER)!), ablation, logContext };
 	} finally {
@@ -181,9 +190,9 @@ export function formatCallOverhead(result: CallOverhead): string {
 		lines.push(`  ${name.padEnd(40)} ${String(calls).padStart(10)}  ${String(round2(calls / direct)).padStart(5)} x direct${note}`);
 	}
 	lines.push(`  project ÷ default: ${result.ratio.median} (${result.ratio.min}-${result.ratio.max}); target ≥ 0.5`);
-	lines.push(
-		`  with a logger (request log context): ${result.logContext.withLogger} vs ${result.logContext.withoutLogger} without = ${result.logContext.ratio} (after the rounds, async hooks on)`
-	);
+	const log = result.logContext;
+	lines.push(`  then, async hooks on (a logger's request log context): project with a logger ${log.withLogger}, without ${log.withoutLogger} (${log.ratio})`);
+	lines.push(`    default ServiceBroker ${log.defaultBroker} = ${log.processWide} x its rate before the hooks: what they cost every call of the process`);
 	return lines.join("\n");
 }
 
