@@ -36,7 +36,11 @@ export interface CallOverhead {
 	rates: Record<string, number>;
 	/** The project's broker ÷ Moleculer's default broker: median of the per-round ratios, with min and max. */
 	ratio: { median: number; min: number; max: number };
-	/** Each ablation ÷ the project's broker (median of the per-round ratios): what turning that one option off would buy. */
+	/**
+	 * Each ablation ÷ the project's broker (median of the per-round ratios): what turning that one
+	 * option off would buy; and each of Moleculer's own middlewares back in place of the shop's
+	 * replacement (lib/broker-middlewares.ts): below 1 by what the replacement bought.
+	 */
 	ablation: Record<string, number>;
 	/**
 	 * Measured after the rounds, once the request log context has turned on Node's async hooks for
@@ -81,7 +85,12 @@ function without(options: BrokerOptions, ...names: string[]): BrokerOptions {
 	return { ...options, middlewares: (options.middlewares ?? []).filter(entry => !names.includes(nameOf(entry))) };
 }
 
-/** One option of the project's broker off at a time. */
+/** The project's options with one of Moleculer's own middlewares back in place of the shop's replacement. */
+function withMoleculers(options: BrokerOptions, replacement: string, builtin: string): BrokerOptions {
+	return { ...options, middlewares: (options.middlewares ?? []).map(entry => (nameOf(entry) === replacement ? builtin : entry)) };
+}
+
+/** One option of the project's broker off at a time, then each replacement undone. */
 export function ablations(project: BrokerOptions): Array<[string, BrokerOptions]> {
 	return [
 		["project, metrics off", { ...project, metrics: { enabled: false } }],
@@ -90,7 +99,10 @@ export function ablations(project: BrokerOptions): Array<[string, BrokerOptions]
 		["project, requestTimeout 0", { ...project, requestTimeout: 0 }],
 		["project, circuit breaker + retry off", { ...project, circuitBreaker: { enabled: false }, retryPolicy: { enabled: false } }],
 		["project, tracking off", { ...project, tracking: { enabled: false } }],
-		["project, validator off", { ...project, validator: false }]
+		["project, validator off", { ...project, validator: false }],
+		["project, Moleculer's Timeout (every call timed)", withMoleculers(project, "CallTimeouts", "Timeout")],
+		["project, Moleculer's Tracing (a span every call)", withMoleculers(project, "SampledTracing", "Tracing")],
+		["project, Moleculer's Metrics (labels hashed)", withMoleculers(project, "CallMetrics", "Metrics")]
 	];
 }
 
@@ -187,7 +199,7 @@ export function formatCallOverhead(result: CallOverhead): string {
 	];
 	for (const [name, calls] of Object.entries(result.rates)) {
 		const note = result.ablation[name] !== undefined ? `  ${result.ablation[name]} x the project's` : "";
-		lines.push(`  ${name.padEnd(40)} ${String(calls).padStart(10)}  ${String(round2(calls / direct)).padStart(5)} x direct${note}`);
+		lines.push(`  ${name.padEnd(48)} ${String(calls).padStart(10)}  ${String(round2(calls / direct)).padStart(5)} x direct${note}`);
 	}
 	lines.push(`  project ÷ default: ${result.ratio.median} (${result.ratio.min}-${result.ratio.max}); target ≥ 0.5`);
 	const log = result.logContext;
