@@ -26,6 +26,7 @@
  */
 import { ServiceBroker, type BrokerOptions, type Context, type Middleware } from "moleculer";
 import projectOptions from "../moleculer.config";
+import { shopTracing } from "../lib/tracing";
 
 type MiddlewareEntry = NonNullable<BrokerOptions["middlewares"]>[number];
 
@@ -85,6 +86,13 @@ function without(options: BrokerOptions, ...names: string[]): BrokerOptions {
 	return { ...options, middlewares: (options.middlewares ?? []).filter(entry => !names.includes(nameOf(entry))) };
 }
 
+/** The project's options with tracing at another rate (as TRACING_SAMPLE_RATE would set it). */
+function withSampleRate(options: BrokerOptions, sampleRate: number): BrokerOptions {
+	const tracing = shopTracing({ zipkinUrl: null, zipkinAuthorization: null, sampleRate });
+	const rest = without(options, "RequestLogContext", "TracingService");
+	return { ...rest, tracing: tracing.options, middlewares: [...tracing.middlewares, ...(rest.middlewares ?? [])] };
+}
+
 /** The project's options with one of Moleculer's own middlewares back in place of the shop's replacement. */
 function withMoleculers(options: BrokerOptions, replacement: string, builtin: string): BrokerOptions {
 	return { ...options, middlewares: (options.middlewares ?? []).map(entry => (nameOf(entry) === replacement ? builtin : entry)) };
@@ -95,6 +103,7 @@ export function ablations(project: BrokerOptions): Array<[string, BrokerOptions]
 	return [
 		["project, metrics off", { ...project, metrics: { enabled: false } }],
 		["project, tracing off", { ...without(project, "RequestLogContext", "TracingService"), tracing: { enabled: false } }],
+		["project, TRACING_SAMPLE_RATE 0.01", withSampleRate(project, 0.01)],
 		["project, chaos off", without(project, "Chaos")],
 		["project, requestTimeout 0", { ...project, requestTimeout: 0 }],
 		["project, circuit breaker + retry off", { ...project, circuitBreaker: { enabled: false }, retryPolicy: { enabled: false } }],
