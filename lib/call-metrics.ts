@@ -85,7 +85,8 @@ export function CallMetrics(this: ServiceBroker, broker: ServiceBroker): Middlew
 	const registry = broker.metrics as unknown as Registry;
 
 	let metrics: { total: Gauge; active: Gauge; time: Histogram; levels: Gauge; push: boolean } | undefined;
-	const levels: GaugeItem[] = [];
+	/** `moleculer.request.levels` per call level: its value object and labels. */
+	const levels: Array<{ item: GaugeItem; labels: Labels }> = [];
 	const pending: Bound[] = [];
 
 	// Resolved at the first call: Moleculer wraps its internal `$node` actions before the middlewares' `created`.
@@ -190,8 +191,8 @@ export function CallMetrics(this: ServiceBroker, broker: ServiceBroker): Middlew
 				add(m.total, bound.total, 1, bound.labels, m.push);
 				add(m.active, bound.active, 1, bound.labels, m.push);
 				const level = ctx.level ?? 1;
-				const levelItem = levels[level] ?? (levels[level] = itemOf(m.levels, { level }));
-				add(m.levels, levelItem, 1, { level }, m.push);
+				const byLevel = levels[level] ?? (levels[level] = { item: itemOf(m.levels, { level }), labels: { level } });
+				add(m.levels, byLevel.item, 1, byLevel.labels, m.push);
 				const started = now();
 				return next(ctx).then(
 					res => {
