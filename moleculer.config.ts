@@ -7,6 +7,7 @@
  */
 import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
 import { natsTransporter, transitEncryption } from "./lib/bus";
+import { shopMiddlewares } from "./lib/broker-middlewares";
 import { BoundedCacher, CACHE_LIMITS, validatedKeygen } from "./lib/cacher";
 import { chaosMiddleware } from "./lib/chaos";
 import { ConfigError, SERVICES_DIR, shopConfig, type ShopConfig } from "./lib/config";
@@ -81,13 +82,19 @@ const brokerConfig: BrokerOptions = {
 	serializer: "JSON",
 	// The bus (lib/bus.ts); tracing (lib/tracing.ts); chaos on purpose (lib/chaos.ts): off until switched
 	// on, refused where CHAOS_ALLOWED is false; a call a stopping node refused unrun goes to another
-	// node, even where retries are off (lib/refused-retry.ts).
-	middlewares: [...busMiddlewares(), ...tracing.middlewares, chaosMiddleware({ allowed: config.chaosAllowed }), RefusedRetryMiddleware()],
+	// node, even where retries are off (lib/refused-retry.ts). Then Moleculer's own, listed here with
+	// three replaced by cheaper ones (lib/broker-middlewares.ts: timeouts, tracing, metrics), hence
+	// `internalMiddlewares: false`: a broker built from these options with other `middlewares` must
+	// pass them through `shopMiddlewares` too.
+	middlewares: shopMiddlewares([...busMiddlewares(), ...tracing.middlewares, chaosMiddleware({ allowed: config.chaosAllowed }), RefusedRetryMiddleware()]),
+	internalMiddlewares: false,
 
 	// The shop's commands in `npm run repl` (lib/repl/): orders, books, cluster, chaos.
 	replOptions: { customCommands: replCommands },
 
 	// A call that gets no answer in 5 s fails; the order flow uses its own, shorter timeout for payments.
+	// Timed (lib/call-timeouts.ts): every remote call, and the local calls a handler makes with no
+	// deadline of its own (each call the gateway makes for a request); not every local call.
 	requestTimeout: 5000,
 	// Only errors Moleculer marks retryable (timeouts, a node that vanished mid-call) are retried;
 	// every internal write action is idempotent per order id, so a retry is safe.

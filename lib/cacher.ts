@@ -110,6 +110,19 @@ function checkerOf(ctx: Context, action: ActionDefinition): Checker | null {
 }
 
 /**
+ * A copy of params whose values are all primitives (the cached actions' ids, tokens, page numbers and
+ * search strings), or undefined for nested ones (which need `structuredClone`: the validator converts
+ * nested values in place). A spread is some 20 times cheaper than `structuredClone`, on every cached call.
+ */
+function flatCopy(params: Params): Params | undefined {
+	for (const key in params) {
+		const value = params[key];
+		if (value !== null && typeof value === "object") return undefined;
+	}
+	return { ...params };
+}
+
+/**
  * A Moleculer cache keygen: the key of the params as the action's validator will hand them over
  * (converted, defaulted, trimmed), optionally normalised further by `normalise` (for what the
  * action treats alike, e.g. a case-insensitive search). Params the validator refuses get one
@@ -120,7 +133,7 @@ export function validatedKeygen(normalise: (params: Params) => Params = params =
 		const checker = checkerOf(ctx, action);
 		let params = ctx.params as Params;
 		if (checker && params !== null && typeof params === "object") {
-			const copy = structuredClone(params);
+			const copy = flatCopy(params) ?? structuredClone(params);
 			const result = checker(copy);
 			if (result instanceof Promise) return (this as unknown as { defaultKeygen: typeof keygen }).defaultKeygen(action, opts, ctx);
 			if (result !== true) return `${action.name}:invalid`;

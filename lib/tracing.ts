@@ -20,7 +20,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomBytes } from "node:crypto";
 import { TracerExporters } from "moleculer";
-import type { BrokerOptions, Context, Middleware, ServiceBroker, ServiceSchema, Span, TracerOptions } from "moleculer";
+import type { ActionSchema, BrokerOptions, Context, Middleware, ServiceBroker, ServiceSchema, Span, TracerOptions } from "moleculer";
+import { builtinMiddlewares, type ActionHook, type CallHandler } from "./moleculer-internals";
 import type { TracingConfig } from "./config";
 import type { SpanRecord } from "./types";
 
@@ -128,17 +129,60 @@ function withRequestId(handler: Handler): Handler {
 	};
 }
 
+/** A broker with no logger (`logger: false`, as in the benchmark and most unit tests) prints no line to put a request id in. */
+const logs = (broker: ServiceBroker) => Boolean(broker.options.logger);
+
 /**
  * Every local action and event handler runs inside its request's log context: remote calls bring
  * their request id in the packet, so this holds on every node. Cheap: one `run` per handler (none
- * for a local call within the same request), and the formatter reads one value per line.
+ * for a local call within the same request), and the formatter reads one value per line. Nothing
+ * on a broker without a logger: there the handlers are left unwrapped (Node's AsyncLocalStorage,
+ * once used, also slows every promise of the process on Node 20).
  */
 export const RequestLogContext: Middleware = {
 	name: "RequestLogContext",
-	localAction: (handler: Handler) => withRequestId(handler),
+	localAction(this: ServiceBroker, handler: Handler) {
+		return logs(this) ? withRequestId(handler) : handler;
+	},
 	// Moleculer calls an event handler with the context too (its own tracing middleware reads it so).
-	localEvent: ((handler: Handler) => withRequestId(handler)) as unknown as Middleware["localEvent"]
-};
+	localEvent: function (this: ServiceBroker, handler: Handler) {
+		return logs(this) ? withRequestId(handler) : handler;
+	} as unknown as Middleware["localEvent"]
+} as Middleware;
+
+// --- Spans only for sampled requests ------------------------------------------------------------------
+
+/**
+ * Moleculer's Tracing middleware, less its cost for the requests it does not sample (90% at the
+ * default TRACING_SAMPLE_RATE of 0.1). Moleculer's builds a span for every call, sampled or not (its
+ * tags, a Span object with its id, timing and exporters' hooks), and only then drops the unsampled
+ * one. Here the decision is taken first, as Moleculer takes it (the tracer's own `shouldSample` for
+ * a request's first call; the caller's decision, `ctx.tracing`, for every call after it, on every
+ * node), and an unsampled call goes straight to the handler. Sampled calls get Moleculer's span,
+ * unchanged. What an unsampled call no longer gets is a span nobody sees: ids and the decision
+ * still travel as before (`ctx.requestID`, `ctx.parentID` = the caller's context id, `ctx.tracing`).
+ * Used in place of Moleculer's (lib/broker-middlewares.ts).
+ */
+export function SampledTracing(this: ServiceBroker, broker: ServiceBroker): Middleware {
+	const builtin = builtinMiddlewares.Tracing.call(broker, broker);
+	const traced = builtin.localAction as ActionHook | null | undefined;
+	if (!traced) return { ...builtin, name: "Tracing" } as Middleware;
+	const tracer = broker.tracer as unknown as { shouldSample(span: { priority: number }): boolean };
+	// What `shouldSample` reads of a span: its priority (Moleculer's default, 5).
+	const root = { priority: 5 };
+	return {
+		...builtin,
+		name: "Tracing",
+		localAction(this: ServiceBroker, next: CallHandler, action: ActionSchema): CallHandler {
+			const withSpan = traced.call(this, next, action);
+			if (withSpan === next) return next;
+			return function sampledTracing(ctx: Context) {
+				ctx.tracing ??= tracer.shouldSample(root);
+				return ctx.tracing ? withSpan(ctx) : next(ctx);
+			};
+		}
+	} as Middleware;
+}
 
 /** What Moleculer's formatted logger hands a formatter function (moleculer/src/loggers/formatted.js). */
 interface FormatterThis {
@@ -185,28 +229,30 @@ export const RECENT_SPANS = 4096;
  * while it is recent; Zipkin keeps them longer.
  */
 export class RecentSpans extends TracerExporters.Base {
-	private readonly ring: Array<SpanRecord | undefined>;
+	private readonly ring: Array<KeptSpan | undefined>;
 	private next = 0;
 
 	constructor(readonly size = RECENT_SPANS) {
 		super({});
-		this.ring = new Array<SpanRecord | undefined>(size);
+		this.ring = new Array<KeptSpan | undefined>(size);
 	}
 
+	/**
+	 * Keeps what the record needs as it is (ids, tags object, times): a sampled call pays for no hex
+	 * conversion nor tag flattening, which are done when the back office asks (`find`), rarely.
+	 */
 	override spanFinished(span: Span): void {
-		const tags = this.flattenTags(span.tags, true) ?? {};
 		this.ring[this.next] = {
-			traceId: traceIdHex(span.traceID),
-			id: spanIdHex(span.id),
-			parentId: span.parentID ? spanIdHex(span.parentID) : null,
+			traceID: span.traceID,
+			id: span.id,
+			parentID: span.parentID ?? null,
 			name: span.name,
 			service: span.service?.name ?? null,
-			nodeID: this.broker.nodeID,
 			startTime: span.startTime ?? 0,
 			duration: span.duration ?? 0,
 			error: span.error ? String((span.error as Error).name ?? "Error") : null,
-			orderId: typeof span.tags.orderId === "string" ? span.tags.orderId : null,
-			tags
+			tags: span.tags,
+			record: undefined
 		};
 		this.next = (this.next + 1) % this.size;
 	}
@@ -219,10 +265,45 @@ export class RecentSpans extends TracerExporters.Base {
 	/** The kept spans of the given traces, and those tagged with the given order. */
 	find(query: SpanQuery): SpanRecord[] {
 		const traces = new Set(query.traceIds ?? []);
-		return this.ring.filter(
-			(span): span is SpanRecord => span !== undefined && (traces.has(span.traceId) || (query.orderId != null && span.orderId === query.orderId))
-		);
+		const found: SpanRecord[] = [];
+		for (const kept of this.ring) {
+			if (kept === undefined) continue;
+			const span = this.recordOf(kept);
+			if (traces.has(span.traceId) || (query.orderId != null && span.orderId === query.orderId)) found.push(span);
+		}
+		return found;
 	}
+
+	private recordOf(kept: KeptSpan): SpanRecord {
+		kept.record ??= {
+			traceId: traceIdHex(kept.traceID),
+			id: spanIdHex(kept.id),
+			parentId: kept.parentID ? spanIdHex(kept.parentID) : null,
+			name: kept.name,
+			service: kept.service,
+			nodeID: this.broker.nodeID,
+			startTime: kept.startTime,
+			duration: kept.duration,
+			error: kept.error,
+			orderId: typeof kept.tags.orderId === "string" ? kept.tags.orderId : null,
+			tags: (this.flattenTags(kept.tags, true) ?? {}) as Record<string, string>
+		};
+		return kept.record;
+	}
+}
+
+/** A finished span as `RecentSpans` keeps it, and its record once made. */
+interface KeptSpan {
+	traceID: string;
+	id: string;
+	parentID: string | null;
+	name: string;
+	service: string | null;
+	startTime: number;
+	duration: number;
+	error: string | null;
+	tags: Record<string, unknown>;
+	record: SpanRecord | undefined;
 }
 
 /** Zipkin spans waiting for the next post, at most: beyond it spans are dropped (and counted), never memory. */

@@ -68,6 +68,14 @@ describe("validatedKeygen", () => {
 						calls.push(ctx.params);
 						return { page: ctx.params.page, search: ctx.params.search ?? null };
 					}
+				},
+				filter: {
+					cache: { keys: ["where"] },
+					params: { where: { type: "object", props: { page: { type: "number", integer: true, convert: true } } } },
+					handler(ctx: Context<{ where: { page: number } }>) {
+						calls.push(ctx.params);
+						return { page: ctx.params.where.page };
+					}
 				}
 			}
 		});
@@ -84,6 +92,19 @@ describe("validatedKeygen", () => {
 		expect(calls).toHaveLength(1);
 		expect(await broker.call("catalogue.list", { page: "2", search: "mug" })).toEqual({ page: 2, search: "mug" });
 		expect(calls).toHaveLength(2);
+	});
+
+	it("validates a copy: a cache hit leaves the caller's params as they were, flat or nested", async () => {
+		await broker.call("catalogue.list", { page: "1" });
+		await broker.call("catalogue.filter", { where: { page: "1" } });
+		const flat = { page: "01", search: " mug" };
+		const nested = { where: { page: "01" } };
+		await broker.call("catalogue.list", { page: "1", search: "mug" });
+		expect(await broker.call("catalogue.list", flat)).toEqual({ page: 1, search: "mug" });
+		expect(await broker.call("catalogue.filter", nested)).toEqual({ page: 1 });
+		expect(calls).toHaveLength(3);
+		expect(flat).toEqual({ page: "01", search: " mug" });
+		expect(nested).toEqual({ where: { page: "01" } });
 	});
 
 	it("params the validator refuses are refused as before, and leave nothing in the cache", async () => {
