@@ -26,6 +26,8 @@ import { client, freePort, registerUser, ROOT, startShop, tempDataDir, type Shop
 import { APPROVED_TEST_CARD } from "../lib/cards";
 import { DEFAULT_TRACING_SAMPLE_RATE } from "../lib/config";
 import { shopTracing } from "../lib/tracing";
+import { shopMiddlewares } from "../lib/broker-middlewares";
+import { callOverhead, DEFAULT_BROKER, formatCallOverhead, PROJECT, type CallOverhead } from "./call-overhead";
 import { zipfSampler } from "./workload";
 
 // --- Options ------------------------------------------------------------------------------------
@@ -366,35 +368,6 @@ function sampleMemory(processes: Shop["processes"]): { samples: Record<string, n
 	return { samples, stop: () => (clearInterval(timer), processes.forEach(p => samples[p.name].push(rssMb(p.pid)))) };
 }
 
-/** broker.call through the project's broker settings, a default broker, and a plain function call. */
-async function callOverhead(): Promise<Record<string, number>> {
-	const echo = async (params: { n: number }) => params.n;
-	const schema = { name: "bench", actions: { echo: { params: { n: "number" }, handler: (ctx: { params: { n: number } }) => echo(ctx.params) } } };
-	const measure = async (call: (n: number) => Promise<number>) => {
-		const until = Date.now() + (quick ? 500 : 2000);
-		let count = 0;
-		while (Date.now() < until) {
-			for (let i = 0; i < 1000; i++) await call(i);
-			count += 1000;
-		}
-		return Math.round(count / ((quick ? 500 : 2000) / 1000));
-	};
-	const results: Record<string, number> = {};
-	results["direct function call"] = await measure(n => echo({ n }));
-	for (const [name, options] of [
-		["broker.call, default ServiceBroker", { logger: false }],
-		["broker.call, the project's broker", { ...projectOptions, logger: false, transporter: null, metrics: { enabled: true, reporter: [] } }],
-		["broker.call, the project's, no metrics", { ...projectOptions, logger: false, transporter: null, metrics: { enabled: false } }]
-	] as Array<[string, BrokerOptions]>) {
-		const broker = new ServiceBroker(options);
-		broker.createService(schema);
-		await broker.start();
-		results[name] = await measure(n => broker.call("bench.echo", { n }));
-		await broker.stop();
-	}
-	return results;
-}
-
 // --- What tracing costs (README "Operating the shop / Traces") ---------------------------------------
 
 interface TracingCost {
@@ -445,7 +418,7 @@ async function tracedCallRates(variants: Array<[string, string]>): Promise<Traci
 			transporter: null,
 			metrics: { enabled: false },
 			tracing: tracing.options,
-			middlewares: tracing.middlewares
+			middlewares: shopMiddlewares(tracing.middlewares)
 		});
 		broker.createService({
 			name: "bench",
@@ -586,10 +559,10 @@ async function main() {
 		const books = { single: await checkBooks(single), cluster: await checkBooks(cluster), "single, no metrics": await checkBooks(unmetered) };
 		rssMarks.end = rssMb(gateway.pid);
 		memory.stop();
-		progress("broker.call overhead");
-		const overhead = await callOverhead();
-		// The other shops are stopped first: the three compared here get the machine to themselves.
+		// The shops are stopped first: what follows gets the machine to itself.
 		for (const stop of stops.splice(0).reverse()) await stop();
+		progress("broker.call overhead");
+		const overhead = await callOverhead({ quick });
 		const tracing = quick ? undefined : await tracingCost();
 
 		const targets = targetsOf({ reads, orders, cacheHits, rssMarks, books, overhead });
@@ -630,7 +603,7 @@ function targetsOf(run: {
 	cacheHits: Record<string, { gets: number; hits: number; rate: number }>;
 	rssMarks: Record<string, number>;
 	books: Record<string, BooksCheck>;
-	overhead: Record<string, number>;
+	overhead: CallOverhead;
 }): Target[] {
 	const ratio = (comparison: Comparison, name: string) => comparison.ratios[name];
 	const shown = (r: { median: number; min: number; max: number }) => `${r.median} (${r.min}-${r.max})`;
@@ -642,7 +615,6 @@ function targetsOf(run: {
 	const single = run.orders.sides.single;
 	const ordersPerSecond = rps(run.orders, "single");
 	const p99 = median(single.p99);
-	const projectOverDefault = run.overhead["broker.call, the project's broker"] / run.overhead["broker.call, default ServiceBroker"];
 	const rssBase = run.rssMarks["after reads"];
 	const rssPeak = Math.max(
 		...Object.entries(run.rssMarks)
@@ -676,9 +648,9 @@ function targetsOf(run: {
 		{ figure: "orders, NATS ÷ one process", measured: shown(ordersClusterOverSingle), target: "≥ 0.8", met: ordersClusterOverSingle.median >= 0.8 },
 		{
 			figure: "broker.call, the project's broker ÷ Moleculer's default",
-			measured: `${round2(projectOverDefault)}; ${run.overhead["broker.call, the project's broker"]} vs ${run.overhead["broker.call, default ServiceBroker"]} calls/s`,
+			measured: `${shown(run.overhead.ratio)}; ${run.overhead.rates[PROJECT]} vs ${run.overhead.rates[DEFAULT_BROKER]} calls per CPU-second`,
 			target: "≥ 0.5",
-			met: projectOverDefault >= 0.5
+			met: run.overhead.ratio.median >= 0.5
 		},
 		{
 			figure: "RSS of the NATS gateway across the run",
@@ -709,7 +681,7 @@ function printReport(report: {
 	memory: { gateway: Record<string, number>; samples: Record<string, number[]> };
 	soak?: { seconds: number; rssMb: number[]; growthPercent: number };
 	books: Record<string, BooksCheck>;
-	overhead: Record<string, number>;
+	overhead: CallOverhead;
 	tracing?: TracingCost;
 	mode: string;
 	seconds: number;
@@ -743,10 +715,7 @@ function printReport(report: {
 		for (const [name, ratio] of Object.entries(comparison.ratios))
 			console.log(`  ${comparison.scenario.padEnd(38)} ${name.padEnd(34)} ${ratio.median} (${ratio.min}-${ratio.max})`);
 	}
-	console.log("\nbroker.call overhead (calls/s, awaited one after another):");
-	const direct = report.overhead["direct function call"];
-	for (const [name, rate] of Object.entries(report.overhead))
-		console.log(`  ${name.padEnd(38)} ${String(rate).padStart(10)}  (${round2(rate / direct)} x direct)`);
+	console.log(`\n${formatCallOverhead(report.overhead)}`);
 	console.log("\nRSS MB, first and last sample and peak:");
 	for (const [name, samples] of Object.entries(report.memory.samples))
 		console.log(`  ${name.padEnd(20)} ${samples[0]} -> ${samples[samples.length - 1]} (peak ${Math.max(...samples)})`);
