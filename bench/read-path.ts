@@ -10,7 +10,7 @@
  * Per side: req/s per round, the ratios per round (median, min-max), CPU-µs per request (utime +
  * stime of the side's processes, /proc/<pid>/stat, over the rounds), and the cache hit rates (the
  * gateway's product cache, Moleculer's cacher of `inventory.get`) from the nodes' /metrics.
- * `--profile` runs the new single process under `--cpu-prof` and prints where its time went.
+ * `--profile` runs only the new single process, under `--cpu-prof`, and prints where its time went.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -60,7 +60,12 @@ interface Node {
 }
 
 /** A shop node from a checkout (`dir`: its dist/ and node_modules/), as `npm start` runs it. */
-async function startNode(dir: string, name: string, env: Record<string, string>, options: { wait: "ready" | "health" | "none"; nodeArgs?: string[] }): Promise<Node> {
+async function startNode(
+	dir: string,
+	name: string,
+	env: Record<string, string>,
+	options: { wait: "ready" | "health" | "none"; nodeArgs?: string[] }
+): Promise<Node> {
 	const [port, metricsPort] = [await freePort(), await freePort()];
 	const child = spawn(
 		process.execPath,
@@ -169,7 +174,13 @@ async function seed(name: string, baseUrl: string): Promise<string[]> {
 			batch.map(i =>
 				api.post(
 					"/api/products",
-					{ sku: `BENCH-${i}`, name: `Bench product ${i}`, description: `Seeded product number ${i}`, price: 100 + Math.floor(next() * 10_000), stock: 100_000_000 },
+					{
+						sku: `BENCH-${i}`,
+						name: `Bench product ${i}`,
+						description: `Seeded product number ${i}`,
+						price: 100 + Math.floor(next() * 10_000),
+						stock: 100_000_000
+					},
 					{ token }
 				)
 			)
@@ -198,15 +209,25 @@ async function clusterSide(name: string, dir: string, nats: NatsServer): Promise
 	);
 	const gateway = await startNode(dir, `${name} api`, { ...env, SERVICES: "api", NODEID: `${tag}-api` }, { wait: "health" });
 	// The gateway answers health at once; the catalogue once it has seen the inventory and users nodes.
-	for (const deadline = Date.now() + 30_000; ; ) {
+	for (const deadline = Date.now() + 30_000; ;) {
 		const res = await fetch(`${gateway.baseUrl}/api/products?pageSize=1`).catch(() => null);
-		const login = await fetch(`${gateway.baseUrl}/api/users/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(ADMIN) }).catch(() => null);
+		const login = await fetch(`${gateway.baseUrl}/api/users/login`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify(ADMIN)
+		}).catch(() => null);
 		if (res?.ok && login?.ok) break;
 		if (Date.now() > deadline) throw new Error(`${name}: the gateway never saw its backends`);
 		await new Promise(resolve => setTimeout(resolve, 200));
 	}
 	const nodes = [gateway, ...backends];
-	return { name, baseUrl: gateway.baseUrl, paths: await seed(name, gateway.baseUrl), nodes, stop: async () => void (await Promise.all(nodes.map(n => n.stop()))) };
+	return {
+		name,
+		baseUrl: gateway.baseUrl,
+		paths: await seed(name, gateway.baseUrl),
+		nodes,
+		stop: async () => void (await Promise.all(nodes.map(n => n.stop())))
+	};
 }
 
 async function bareSide(routes: Record<string, string>): Promise<Side> {
@@ -279,7 +300,9 @@ function summariseProfile(file: string): string {
 		const key = `${functionName || "(anonymous)"} ${short ? `${short}:${lineNumber + 1}` : ""}`.trim();
 		byFunction.set(key, (byFunction.get(key) ?? 0) + us);
 		const area = !file
-			? functionName.startsWith("(") ? functionName : "(native)"
+			? functionName.startsWith("(")
+				? functionName
+				: "(native)"
 			: file.includes("node_modules/")
 				? file.slice(file.lastIndexOf("node_modules/") + 13).split("/")[0]
 				: file.startsWith("node:")
@@ -302,81 +325,100 @@ function summariseProfile(file: string): string {
 async function main() {
 	if (!existsSync(path.join(OLD_DIR, "dist/moleculer.config.js"))) throw new Error(`--old ${OLD_DIR}: no dist/moleculer.config.js (build it first)`);
 	const profileDir = tempDataDir("shop-reads-profile-");
-	const sides: Side[] = [];
-	let nats: NatsServer | null = null;
+	/** Every side started, to stop them whatever happens. */
+	const started: Side[] = [];
+	const natsServers: NatsServer[] = [];
 	try {
 		const newSingle = await singleSide("new single", ROOT, PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
-		const oldSingle = await singleSide("old single", OLD_DIR);
-		// The bare server answers the new shop's bytes, per path, from memory.
-		const routes: Record<string, string> = {};
-		for (const urlPath of newSingle.paths) routes[urlPath] = await fetch(newSingle.baseUrl + urlPath).then(res => res.text());
-		sides.push(await bareSide(routes), oldSingle, newSingle);
-		if (WITH_CLUSTER) {
-			nats = await startNats();
-			sides.push(await clusterSide("old NATS", OLD_DIR, nats), await clusterSide("new NATS", ROOT, nats));
-		}
-
-		progress("warm-up");
-		for (const side of sides) await load(side, 2, SEED);
-		const before = new Map<Side, Record<string, number>>();
-		await new Promise(resolve => setTimeout(resolve, 1100));
-		for (const side of sides) before.set(side, await scrape(side.nodes.slice(0, 2), METRICS));
-		const rounds = new Map<Side, Round[]>(sides.map(side => [side, []]));
-		for (let round = 1; round <= ROUNDS; round++) {
-			for (const side of sides) {
-				progress(`round ${round}/${ROUNDS}: ${side.name}`);
-				rounds.get(side)!.push(await load(side, SECONDS, SEED + round));
+		started.push(newSingle);
+		if (PROFILE) {
+			// The new shop alone, so that its profile holds little else than the load.
+			for (let round = 0; round < ROUNDS; round++) {
+				const result = await load(newSingle, SECONDS, SEED + round);
+				progress(`${Math.round(result.rps)} req/s, ${Math.round((result.cpuTicks[0] * (1e6 / CLK_TCK)) / result.requests)} CPU-µs/req`);
 			}
-		}
-		await new Promise(resolve => setTimeout(resolve, 1100));
-
-		const lines: string[] = [];
-		lines.push(`GET /api/products/:id, ${PRODUCTS} products drawn Zipf(s=${ZIPF_S}), ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s, alternated`);
-		lines.push("side            req/s per round               CPU-µs/req (per process)       non-2xx");
-		for (const side of sides) {
-			const list = rounds.get(side)!;
-			const requests = list.reduce((sum, r) => sum + r.requests, 0);
-			const perProcess = side.nodes.map((_, i) => (list.reduce((sum, r) => sum + r.cpuTicks[i], 0) * (1e6 / CLK_TCK)) / requests);
-			const cpu = `${Math.round(perProcess.reduce((a, b) => a + b, 0))} (${perProcess.map(us => Math.round(us)).join(" + ")})`;
-			lines.push(
-				`${side.name.padEnd(15)} ${list
-					.map(r => Math.round(r.rps))
-					.join(", ")
-					.padEnd(29)} ${cpu.padEnd(30)} ${list.reduce((sum, r) => sum + r.non2xx, 0)}`
-			);
-		}
-		const ratio = (a: Side, b: Side) => {
-			const values = rounds.get(a)!.map((r, i) => r.rps / rounds.get(b)!.at(i)!.rps);
-			return `${round2(median(values))} (${round2(Math.min(...values))}-${round2(Math.max(...values))})`;
-		};
-		const [bare, oldS, newS, oldN, newN] = sides;
-		lines.push(`old single / bare: ${ratio(oldS, bare)}`);
-		lines.push(`new single / bare: ${ratio(newS, bare)}   (target >= 0.75)`);
-		lines.push(`new single / old single: ${ratio(newS, oldS)}`);
-		if (oldN && newN) {
-			lines.push(`old NATS / old single: ${ratio(oldN, oldS)}`);
-			lines.push(`new NATS / new single: ${ratio(newN, newS)}   (target >= 0.5)`);
-			lines.push(`new NATS / bare: ${ratio(newN, bare)}`);
-		}
-		for (const side of sides.slice(1)) {
-			const after = await scrape(side.nodes.slice(0, 2), METRICS);
-			const delta = (name: string) => after[name] - before.get(side)![name];
-			const hits = delta("shop_gateway_product_cache_hits");
-			const misses = delta("shop_gateway_product_cache_misses");
-			const gets = delta("moleculer_cacher_get_total");
-			const found = delta("moleculer_cacher_found_total");
-			const gateway = hits + misses > 0 ? `gateway cache ${((100 * hits) / (hits + misses)).toFixed(2)}% of ${hits + misses}` : "no gateway cache";
-			lines.push(`${side.name}: ${gateway}; Moleculer cacher ${gets > 0 ? ((100 * found) / gets).toFixed(2) : "-"}% of ${gets} gets`);
-		}
-		process.stdout.write(`\n${lines.join("\n")}\n`);
+		} else await compareAll(newSingle, started, natsServers);
 	} finally {
-		await Promise.all(sides.map(side => side.stop()));
-		await nats?.stop();
+		await Promise.all(started.map(side => side.stop()));
+		await Promise.all(natsServers.map(server => server.stop()));
 	}
 	if (PROFILE) {
 		const files = readdirSync(profileDir).filter(file => file.endsWith(".cpuprofile"));
-		for (const file of files) process.stdout.write(`\nprofile of the new single process (${path.join(profileDir, file)}):\n${summariseProfile(path.join(profileDir, file))}\n`);
+		for (const file of files)
+			process.stdout.write(`\nprofile of the new single process (${path.join(profileDir, file)}):\n${summariseProfile(path.join(profileDir, file))}\n`);
 	}
+}
+
+/** Every side in alternated rounds; the table. */
+async function compareAll(newSingle: Side, started: Side[], natsServers: NatsServer[]): Promise<void> {
+	const start = async (side: Promise<Side>) => {
+		started.push(await side);
+		return started[started.length - 1];
+	};
+	const oldSingle = await start(singleSide("old single", OLD_DIR));
+	// The bare server answers the new shop's bytes, per path, from memory.
+	const routes: Record<string, string> = {};
+	for (const urlPath of newSingle.paths) routes[urlPath] = await fetch(newSingle.baseUrl + urlPath).then(res => res.text());
+	const sides = [await start(bareSide(routes)), oldSingle, newSingle];
+	if (WITH_CLUSTER) {
+		// One nats-server each: both shops' nodes share the namespace.
+		natsServers.push(await startNats(), await startNats());
+		sides.push(await start(clusterSide("old NATS", OLD_DIR, natsServers[0])), await start(clusterSide("new NATS", ROOT, natsServers[1])));
+	}
+
+	progress("warm-up");
+	for (const side of sides) await load(side, 2, SEED);
+	const before = new Map<Side, Record<string, number>>();
+	await new Promise(resolve => setTimeout(resolve, 1100));
+	for (const side of sides) before.set(side, await scrape(side.nodes.slice(0, 2), METRICS));
+	const rounds = new Map<Side, Round[]>(sides.map(side => [side, []]));
+	for (let round = 1; round <= ROUNDS; round++) {
+		for (const side of sides) {
+			progress(`round ${round}/${ROUNDS}: ${side.name}`);
+			rounds.get(side)!.push(await load(side, SECONDS, SEED + round));
+		}
+	}
+	await new Promise(resolve => setTimeout(resolve, 1100));
+
+	const lines: string[] = [];
+	lines.push(`GET /api/products/:id, ${PRODUCTS} products drawn Zipf(s=${ZIPF_S}), ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s, alternated`);
+	lines.push("side            req/s per round               CPU-µs/req (per process)       non-2xx");
+	for (const side of sides) {
+		const list = rounds.get(side)!;
+		const requests = list.reduce((sum, r) => sum + r.requests, 0);
+		const perProcess = side.nodes.map((_, i) => (list.reduce((sum, r) => sum + r.cpuTicks[i], 0) * (1e6 / CLK_TCK)) / requests);
+		const cpu = `${Math.round(perProcess.reduce((a, b) => a + b, 0))} (${perProcess.map(us => Math.round(us)).join(" + ")})`;
+		lines.push(
+			`${side.name.padEnd(15)} ${list
+				.map(r => Math.round(r.rps))
+				.join(", ")
+				.padEnd(29)} ${cpu.padEnd(30)} ${list.reduce((sum, r) => sum + r.non2xx, 0)}`
+		);
+	}
+	const ratio = (a: Side, b: Side) => {
+		const values = rounds.get(a)!.map((r, i) => r.rps / rounds.get(b)!.at(i)!.rps);
+		return `${round2(median(values))} (${round2(Math.min(...values))}-${round2(Math.max(...values))})`;
+	};
+	const [bare, oldS, newS, oldN, newN] = sides;
+	lines.push(`old single / bare: ${ratio(oldS, bare)}`);
+	lines.push(`new single / bare: ${ratio(newS, bare)}   (target >= 0.75)`);
+	lines.push(`new single / old single: ${ratio(newS, oldS)}`);
+	if (oldN && newN) {
+		lines.push(`old NATS / old single: ${ratio(oldN, oldS)}`);
+		lines.push(`new NATS / new single: ${ratio(newN, newS)}   (target >= 0.5)`);
+		lines.push(`new NATS / bare: ${ratio(newN, bare)}`);
+	}
+	for (const side of sides.slice(1)) {
+		const after = await scrape(side.nodes.slice(0, 2), METRICS);
+		const delta = (name: string) => after[name] - before.get(side)![name];
+		const hits = delta("shop_gateway_product_cache_hits");
+		const misses = delta("shop_gateway_product_cache_misses");
+		const gets = delta("moleculer_cacher_get_total");
+		const found = delta("moleculer_cacher_found_total");
+		const gateway = hits + misses > 0 ? `gateway cache ${((100 * hits) / (hits + misses)).toFixed(2)}% of ${hits + misses}` : "no gateway cache";
+		lines.push(`${side.name}: ${gateway}; Moleculer cacher ${gets > 0 ? ((100 * found) / gets).toFixed(2) : "-"}% of ${gets} gets`);
+	}
+	process.stdout.write(`\n${lines.join("\n")}\n`);
 }
 
 if (require.main === module) {

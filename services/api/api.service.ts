@@ -15,7 +15,7 @@ import { SERVICE_NAMES, SERVICES_DIR, shopConfig } from "../../lib/config";
 import { toErrorBody, validationError } from "../../lib/errors";
 import { restAliases, type RestSource } from "../../lib/rest-aliases";
 import { matchesIfNoneMatch, ProductCache, type CachedAnswer } from "../../lib/product-cache";
-import { formatTraceparent, newTraceId, parseTraceparent, requestContext, type TraceParent } from "../../lib/tracing";
+import { formatTraceparent, parseTraceparent, requestContext, type TraceParent } from "../../lib/tracing";
 import type { Product, ShopMeta } from "../../lib/types";
 import { AuthMixin } from "../../mixins/auth.mixin";
 import { ChaosMixin, chaosRestSource } from "./chaos.mixin";
@@ -112,8 +112,14 @@ type TracedRequest = IncomingMessage & { $trace?: RequestTrace };
 function requestTraceOf(req: IncomingMessage): RequestTrace {
 	const parent = parseTraceparent(req.headers.traceparent);
 	if (parent) return { requestID: parent.traceId, parent };
-	return { requestID: requestIdOf(req as IncomingRequest) ?? newTraceId(), parent: null };
+	return { requestID: requestIdOf(req as IncomingRequest) ?? randomHex32(), parent: null };
 }
+
+/**
+ * 32 random hex characters, as `newTraceId` makes them, from Node's pooled UUIDs: `randomBytes(16)`
+ * is a system call per request (5% of a cached read's CPU in a profile), `randomUUID` is not.
+ */
+const randomHex32 = () => randomUUID().replace(/-/g, "");
 
 /** The request path without its query string (which a span must not carry). */
 const pathOf = (url: string | undefined) => (url ?? "/").split("?", 1)[0];
@@ -230,7 +236,7 @@ function writeCachedAnswer(req: IncomingMessage, res: ServerResponse, answer: Ca
 		"Cache-Control",
 		PRODUCT_CACHE_CONTROL,
 		"Content-Length",
-		String(answer.body.length)
+		String(answer.bytes)
 	]);
 	res.end(answer.body);
 }
@@ -267,6 +273,7 @@ const commonRoute: ApiRouteSchema = {
 			const answer = this.productCache.store(data as Product, req.$productEpoch);
 			res.setHeader("ETag", answer.etag);
 			res.setHeader("Cache-Control", PRODUCT_CACHE_CONTROL);
+			res.setHeader("Content-Length", answer.bytes);
 			(ctx.meta as { $responseType?: string }).$responseType = JSON_TYPE;
 			return answer.body;
 		}
@@ -462,7 +469,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 						tags: { http: { method: "GET", path }, fromCache: true, params: { id } }
 					})
 				: null;
-			writeCachedAnswer(req, res, answer, trace.requestID, formatTraceparent(trace.requestID, span?.id ?? randomUUID(), sampled));
+			writeCachedAnswer(req, res, answer, trace.requestID, formatTraceparent(trace.requestID, span?.id ?? randomHex32().slice(16), sampled));
 			span?.finish();
 			return true;
 		},
