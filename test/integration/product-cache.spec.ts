@@ -72,20 +72,26 @@ describe("product reads from the gateway's cache", () => {
 		expect(again.headers.get("x-request-id")).not.toBe(first.headers.get("x-request-id"));
 	});
 
-	it("answers 304 to If-None-Match with the ETag, and 200 with the new one after a change", async () => {
+	it("answers 304 to If-None-Match with the ETag, from the cache and from the full path, and 200 with the new one after a change", async () => {
 		const product = await createProduct(api, admin);
 		const { headers } = await cachedRead(product.id);
 		const etag = headers.get("etag")!;
 
-		for (const ifNoneMatch of [etag, `W/${etag}`, `"other", ${etag}`, "*"]) {
-			const res = await fetch(`${shop.baseUrl}/api/products/${product.id}`, { headers: { "if-none-match": ifNoneMatch, "x-request-id": "revalidate-1" } });
-			expect({ ifNoneMatch, status: res.status, body: await res.text() }).toEqual({ ifNoneMatch, status: 304, body: "" });
-			expect(res.headers.get("etag")).toBe(etag);
-			expect(res.headers.get("cache-control")).toBe("no-cache");
-			expect(res.headers.get("x-request-id")).toBe("revalidate-1");
+		// `/api/products/<id>/` (a trailing slash) always takes the full path.
+		for (const url of [`/api/products/${product.id}`, `/api/products/${product.id}/`]) {
+			for (const ifNoneMatch of [etag, `W/${etag}`, `"other", ${etag}`, "*"]) {
+				// fetch() adds `Cache-Control: no-cache` to a request with If-None-Match (the Fetch standard): still a 304.
+				const res = await fetch(shop.baseUrl + url, { headers: { "if-none-match": ifNoneMatch, "x-request-id": "revalidate-1" } });
+				expect({ url, ifNoneMatch, status: res.status, body: await res.text() }).toEqual({ url, ifNoneMatch, status: 304, body: "" });
+				expect(res.headers.get("etag")).toBe(etag);
+				expect(res.headers.get("cache-control")).toBe("no-cache");
+				expect(res.headers.get("x-request-id")).toBe("revalidate-1");
+				expect(res.headers.get("traceparent")).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+			}
+			const stale = await fetch(shop.baseUrl + url, { headers: { "if-none-match": '"not-this-one"' } });
+			expect({ url, status: stale.status }).toEqual({ url, status: 200 });
+			expect(await stale.json()).toEqual(product);
 		}
-		const stale = await fetch(`${shop.baseUrl}/api/products/${product.id}`, { headers: { "if-none-match": '"not-this-one"' } });
-		expect(stale.status).toBe(200);
 
 		expectStatus(await api.patch(`/api/products/${product.id}`, { price: 4321 }, { token: admin }), 200);
 		const changed = await fetch(`${shop.baseUrl}/api/products/${product.id}`, { headers: { "if-none-match": etag } });
@@ -166,6 +172,12 @@ describe("product reads from the gateway's cache", () => {
 			expect.objectContaining({ traceId: TRACE_ID, id: spanId, parentId: parent, name: `GET /api/products/${product.id}`, service: "api", error: null })
 		]);
 		expect(trace.body.spans[0].tags).toMatchObject({ fromCache: "true", "http.method": "GET" });
+
+		// X-Correlation-ID wins over X-Request-ID, an insane one is replaced, as on the full path.
+		const correlated = await api.get(`/api/products/${product.id}`, { headers: { "x-correlation-id": "corr-1", "x-request-id": "req-1" } });
+		expect(correlated.headers.get("x-request-id")).toBe("corr-1");
+		const insane = await api.get(`/api/products/${product.id}`, { headers: { "x-request-id": "has space" } });
+		expect(insane.headers.get("x-request-id")).toMatch(/^[0-9a-f]{32}$/);
 
 		// Not sampled by the client: no span, and the answer says so.
 		const unsampled = await api.get(`/api/products/${product.id}`, { headers: { traceparent: `00-${"a".repeat(32)}-${parent}-00` } });
