@@ -91,7 +91,10 @@ const perAddressLimit = (limit: number): RateLimitSettings => ({
  * by the id Moleculer generates for the call, and never logged.
  */
 export const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
-const saneRequestId = (sent: unknown): string | undefined => (typeof sent === "string" && REQUEST_ID.test(sent) ? sent : undefined);
+function requestIdOf(req: IncomingMessage): string | undefined {
+	const sent = req.headers["x-correlation-id"] ?? req.headers["x-request-id"];
+	return typeof sent === "string" && REQUEST_ID.test(sent) ? sent : undefined;
+}
 
 /**
  * A request's trace, decided as it arrives (README "Traces"): a valid W3C `traceparent` continues
@@ -107,57 +110,9 @@ interface RequestTrace {
 type TracedRequest = IncomingMessage & { $trace?: RequestTrace };
 
 function requestTraceOf(req: IncomingMessage): RequestTrace {
-	return traceOf(req.headers.traceparent, req.headers["x-correlation-id"] ?? req.headers["x-request-id"]);
-}
-
-function traceOf(traceparent: string | string[] | undefined, sentId: string | string[] | undefined): RequestTrace {
-	const parent = parseTraceparent(traceparent);
+	const parent = parseTraceparent(req.headers.traceparent);
 	if (parent) return { requestID: parent.traceId, parent };
-	return { requestID: saneRequestId(sentId) ?? randomHex32(), parent: null };
-}
-
-/** What the cached path reads of a request's headers. */
-interface CachedPathHeaders {
-	traceparent?: string;
-	requestId?: string;
-	correlationId?: string;
-	ifNoneMatch?: string;
-}
-
-/**
- * The headers the cached path needs, read from `rawHeaders` (Node builds `req.headers` on first
- * use: ~2% of a cached read). Null when one of them comes twice: the full path then decides, with
- * Node's own merging, as before.
- */
-function cachedPathHeaders(raw: string[]): CachedPathHeaders | null {
-	const found: CachedPathHeaders = {};
-	for (let i = 0; i < raw.length; i += 2) {
-		const name = raw[i];
-		let key: keyof CachedPathHeaders;
-		switch (name.length) {
-			case 11:
-				if (name.toLowerCase() !== "traceparent") continue;
-				key = "traceparent";
-				break;
-			case 12:
-				if (name.toLowerCase() !== "x-request-id") continue;
-				key = "requestId";
-				break;
-			case 13:
-				if (name.toLowerCase() !== "if-none-match") continue;
-				key = "ifNoneMatch";
-				break;
-			case 16:
-				if (name.toLowerCase() !== "x-correlation-id") continue;
-				key = "correlationId";
-				break;
-			default:
-				continue;
-		}
-		if (found[key] !== undefined) return null;
-		found[key] = raw[i + 1];
-	}
-	return found;
+	return { requestID: requestIdOf(req) ?? randomHex32(), parent: null };
 }
 
 /**
@@ -504,9 +459,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 			const id = req.url!.slice(PRODUCT_PATH.length);
 			const answer = (this.productCache as ProductCache).lookup(id);
 			if (!answer) return false;
-			const headers = cachedPathHeaders(req.rawHeaders);
-			if (!headers) return false;
-			const trace = traceOf(headers.traceparent, headers.correlationId ?? headers.requestId);
+			const trace = requestTraceOf(req);
 			const tracer = this.broker.tracer as unknown as Tracer | undefined;
 			const sampled = tracer?.isEnabled() === true && (trace.parent ? trace.parent.sampled : tracer.shouldSample({ priority: 5 }));
 			const span = sampled
@@ -520,7 +473,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema> = {
 					})
 				: null;
 			const traceparent = formatTraceparent(trace.requestID, span?.id ?? randomHex32().slice(16), sampled);
-			writeCachedAnswer(res, answer, headers.ifNoneMatch, trace.requestID, traceparent);
+			writeCachedAnswer(res, answer, req.headers["if-none-match"], trace.requestID, traceparent);
 			span?.finish();
 			return true;
 		},
