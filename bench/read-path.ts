@@ -10,7 +10,8 @@
  * Per side: req/s per round, the ratios per round (median, min-max), CPU-µs per request (utime +
  * stime of the side's processes, /proc/<pid>/stat, over the rounds), and the cache hit rates (the
  * gateway's product cache, Moleculer's cacher of `inventory.get`) from the nodes' /metrics.
- * `--profile` runs only the new single process, under `--cpu-prof`, and prints where its time went.
+ * `--profile` runs only the new single process (`--profile old`: the old one), under `--cpu-prof`, and
+ * prints where its time went.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -35,6 +36,8 @@ const PRODUCTS = Number(option("--products", "1000"));
 const CONNECTIONS = 32;
 const WITH_CLUSTER = argv.includes("--cluster");
 const PROFILE = argv.includes("--profile");
+/** `--profile old`: profile the `--old` checkout instead. */
+const PROFILE_OLD = PROFILE && option("--profile", "") === "old";
 const SEED = 20261125;
 const ZIPF_S = 1;
 const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
@@ -329,7 +332,11 @@ async function main() {
 	const started: Side[] = [];
 	const natsServers: NatsServer[] = [];
 	try {
-		const newSingle = await singleSide("new single", ROOT, PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
+		const newSingle = await singleSide(
+			PROFILE_OLD ? "old single" : "new single",
+			PROFILE_OLD ? OLD_DIR : ROOT,
+			PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []
+		);
 		started.push(newSingle);
 		if (PROFILE) {
 			// The new shop alone, so that its profile holds little else than the load.
@@ -345,7 +352,9 @@ async function main() {
 	if (PROFILE) {
 		const files = readdirSync(profileDir).filter(file => file.endsWith(".cpuprofile"));
 		for (const file of files)
-			process.stdout.write(`\nprofile of the new single process (${path.join(profileDir, file)}):\n${summariseProfile(path.join(profileDir, file))}\n`);
+			process.stdout.write(
+				`\nprofile of the ${PROFILE_OLD ? "old" : "new"} single process (${path.join(profileDir, file)}):\n${summariseProfile(path.join(profileDir, file))}\n`
+			);
 	}
 }
 
