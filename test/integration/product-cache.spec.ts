@@ -3,6 +3,8 @@
  * answer and headers as the full path, a strong ETag and 304s, and never a product older than a
  * change made through this gateway (an update, a restock, an order's reservation, a cancel).
  */
+import { once } from "node:events";
+import { connect } from "node:net";
 import { client, loginAs, registerUser, startShop, type ShopProcess } from "../support/shop";
 import { ADMIN, ADMIN_ENV, createProduct, errorShapeProblems, expectStatus, placeOrder, type Client, type ProductBody } from "./helpers";
 
@@ -182,5 +184,55 @@ describe("product reads from the gateway's cache", () => {
 		// Not sampled by the client: no span, and the answer says so.
 		const unsampled = await api.get(`/api/products/${product.id}`, { headers: { traceparent: `00-${"a".repeat(32)}-${parent}-00` } });
 		expect(unsampled.headers.get("traceparent")).toMatch(new RegExp(`^00-${"a".repeat(32)}-[0-9a-f]{16}-00$`));
+	});
+});
+
+describe("a cached product read while the gateway stops", () => {
+	const canConnect = (port: number) =>
+		new Promise<boolean>(resolve => {
+			const socket = connect(port, "127.0.0.1");
+			socket.once("connect", () => {
+				socket.destroy();
+				resolve(true);
+			});
+			socket.once("error", () => resolve(false));
+		});
+
+	it("is refused like any other request: 503 in the contract's shape, with Connection: close", async () => {
+		const shop = await startShop({ env: { ...ADMIN_ENV } });
+		try {
+			const api = client(shop.baseUrl);
+			const product = await createProduct(api, await loginAs(shop.baseUrl, ADMIN.email, ADMIN.password));
+			const socket = connect(shop.port, "127.0.0.1");
+			await once(socket, "connect");
+			let received = "";
+			socket.on("data", chunk => (received += String(chunk)));
+			const request = `GET /api/products/${product.id} HTTP/1.1\r\nHost: shop\r\n`;
+			// Served (and cached) on this keep-alive connection; then more than the 1 s a change keeps it uncached.
+			await new Promise(resolve => setTimeout(resolve, 1100));
+			for (let i = 0; i < 2; i++) {
+				socket.write(`${request}\r\n`);
+				await new Promise(resolve => setTimeout(resolve, 200));
+			}
+			expect(received.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
+			received = "";
+
+			// A request still arriving when the stop begins.
+			socket.write(request);
+			await new Promise(resolve => setTimeout(resolve, 100));
+			shop.child.kill("SIGTERM");
+			for (let waited = 0; (await canConnect(shop.port)) && waited < 10_000; waited += 50) await new Promise(resolve => setTimeout(resolve, 50));
+			socket.write("\r\n");
+			await once(socket, "close");
+
+			const [head, body] = received.split("\r\n\r\n");
+			expect(head).toMatch(/^HTTP\/1\.1 503/);
+			expect(head).toMatch(/^connection: close$/im);
+			expect(head).toMatch(/^retry-after: \d+$/im);
+			expect(JSON.parse(body)).toMatchObject({ code: 503, type: "SERVICE_NOT_AVAILABLE", data: null });
+			expect(await shop.exited).toBe(0);
+		} finally {
+			await shop.stop();
+		}
 	});
 });
