@@ -10,6 +10,7 @@ import { parseNatsServers, SERVICE_NAMES } from "../../lib/config";
 import { CLUSTER_LAYOUT } from "../../scripts/cluster-layout";
 import { COMPOSE_NATS_SERVERS, composeNatsConfigText, passwordEnv, ROUTE_PASSWORD_ENV, routeEnv, type BusRole } from "../../scripts/nats-auth";
 import { composeNginxConfigText, gatewaysOf } from "../../scripts/nginx";
+import { CONFIG, NODE_ARGS, NODE_FLAGS, RUNNER } from "../../scripts/paths";
 import packageJson from "../../package.json";
 
 const root = path.resolve(__dirname, "../..");
@@ -80,8 +81,11 @@ describe("docker/", () => {
 
 	it("the image starts the shop as npm start does, listening on 0.0.0.0", () => {
 		const dockerfile = readFileSync(path.join(root, "docker/Dockerfile"), "utf8");
-		expect(packageJson.scripts.start).toBe("moleculer-runner --config dist/moleculer.config.js");
-		expect(dockerfile).toMatch(/CMD \["node", "node_modules\/moleculer\/bin\/moleculer-runner\.js", "--config", "dist\/moleculer\.config\.js"\]/);
+		// node, its flags, moleculer-runner with the built config: as the tests and `npm run cluster` start a node (scripts/paths.ts).
+		const command = ["node", ...NODE_FLAGS, "node_modules/moleculer/bin/moleculer-runner.js", "--config", "dist/moleculer.config.js"];
+		expect(packageJson.scripts.start).toBe(command.join(" "));
+		expect(JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1])).toEqual(command);
+		expect(NODE_ARGS.slice(-3)).toEqual([RUNNER, "--config", CONFIG]);
 		expect(dockerfile).toMatch(/HOST=0\.0\.0\.0/);
 		expect(dockerfile).toMatch(/^FROM node:22/m);
 	});
