@@ -10,6 +10,8 @@
  *   npm run bench -- --quick       a few seconds per scenario: the CI smoke test (books must balance)
  *   npm run bench -- --soak 300    also 300 s of orders on the single process, RSS sampled
  *   npm run bench -- --tracing     only what tracing costs: off vs the default rate vs every request (3 rounds of 8 s)
+ *   npm run bench -- --rounds 3 --seconds 6 --no-tracing
+ *                                  shorter rounds, without the tracing part (a before/after pair in less time)
  *
  * The table is printed and written as JSON to bench/results/.
  */
@@ -37,11 +39,17 @@ const quick = argv.includes("--quick");
 const soakIndex = argv.indexOf("--soak");
 const soakSeconds = soakIndex >= 0 ? Number(argv[soakIndex + 1] || 300) : 0;
 const tracingOnly = argv.includes("--tracing");
-const settings = quick
+const withTracing = !quick && !argv.includes("--no-tracing");
+const numberOption = (name: string): number | undefined => {
+	const at = argv.indexOf(name);
+	return at >= 0 ? Number(argv[at + 1]) : undefined;
+};
+const defaults = quick
 	? { rounds: 2, seconds: 2, warmupSeconds: 1, products: 200, connections: 32 }
 	: tracingOnly
 		? { rounds: 3, seconds: 8, warmupSeconds: 2, products: 200, connections: 32 }
 		: { rounds: 5, seconds: 10, warmupSeconds: 3, products: 1000, connections: 32 };
+const settings = { ...defaults, rounds: numberOption("--rounds") ?? defaults.rounds, seconds: numberOption("--seconds") ?? defaults.seconds };
 const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
 const SEED = 20261125;
 
@@ -581,7 +589,7 @@ async function main() {
 		for (const stop of stops.splice(0).reverse()) await stop();
 		progress("broker.call overhead");
 		const overhead = await callOverhead({ quick });
-		const tracing = quick ? undefined : await tracingCost();
+		const tracing = withTracing ? await tracingCost() : undefined;
 
 		const targets = targetsOf({ reads, orders, cacheHits, rssMarks, books, overhead });
 		const report = {
