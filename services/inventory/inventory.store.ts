@@ -144,9 +144,18 @@ export class InventoryStore {
 		try {
 			return await this.db.transaction(async sql => {
 				await this.db.lock(sql, holdLock(orderId));
-				const existing = await sql.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]);
-				if (existing) return { status: existing.status };
 				const at = now();
+				// The hold first: a second call for the order (or a release that came first) finds the
+				// one there, and a new one costs no separate look-up. A shortage rolls it back with the lines.
+				const added = await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3) ON CONFLICT (order_id) DO NOTHING", [
+					orderId,
+					JSON.stringify(lines),
+					at
+				]);
+				if (added === 0) {
+					const existing = await sql.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]);
+					return { status: existing!.status };
+				}
 				const shortage: Shortage[] = [];
 				for (const { productId, quantity } of byProductId(lines)) {
 					const taken = await sql.run("UPDATE products SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1", [quantity, at, productId]);
@@ -156,11 +165,6 @@ export class InventoryStore {
 					}
 				}
 				if (shortage.length > 0) throw new ShortageFound(shortage);
-				await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3)", [
-					orderId,
-					JSON.stringify(lines),
-					at
-				]);
 				return { status: "held" as const };
 			});
 		} catch (err) {

@@ -97,16 +97,20 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				const card = ctx.params.payment.card;
 				if (!isValidCardNumber(card)) throw validationError("payment.card", "The card number must be 12 to 19 digits and pass the Luhn check", "card");
 
-				const earlier = key ? await this.store.findByIdempotencyKey(user.id, key) : undefined;
-				if (earlier) return toPublicOrder(await this.replay(ctx, earlier));
-
 				const lines = mergeLines(ctx.params.items);
-				const products = await ctx.call<ProductPrice[], GetManyParams>(
-					"inventory.getMany",
-					{ ids: lines.map(line => line.productId) },
-					{ timeout: this.settings.stepTimeoutMs }
-				);
-				const { items, missing } = priceLines(lines, products);
+				// The prices are asked for while a key is looked up (a replay then drops them, whatever they were).
+				const [earlier, prices] = await Promise.all([
+					key ? this.store.findByIdempotencyKey(user.id, key) : undefined,
+					ctx
+						.call<ProductPrice[], GetManyParams>("inventory.getMany", { ids: lines.map(line => line.productId) }, { timeout: this.settings.stepTimeoutMs })
+						.then(
+							products => ({ products }),
+							(error: unknown) => ({ error })
+						)
+				]);
+				if (earlier) return toPublicOrder(await this.replay(ctx, earlier));
+				if ("error" in prices) throw prices.error;
+				const { items, missing } = priceLines(lines, prices.products);
 				if (missing.length > 0) throw notFound(missing.length === 1 ? "Product" : "Products", { productIds: missing });
 
 				const now = new Date().toISOString();
