@@ -87,7 +87,7 @@ async function startNode(root: string, env: Record<string, string>, port: number
 	child.stderr.on("data", chunk => (output += chunk));
 	const exited = new Promise<void>(resolve => child.once("exit", () => resolve()));
 	if (wait) {
-		for (const deadline = Date.now() + 60_000; ; ) {
+		for (const deadline = Date.now() + 60_000; ;) {
 			if (child.exitCode !== null) throw new Error(`node of ${root} exited:\n${output}`);
 			const ok = await fetch(`http://127.0.0.1:${port}/api/health/ready`).then(
 				res => res.status === 200,

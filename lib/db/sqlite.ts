@@ -137,6 +137,11 @@ export class SqliteDatabase implements Database {
 		return this.enqueue(work, true);
 	}
 
+	writeLocked<T>(_key: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+		// One job at a time already: no other job can run between its statements.
+		return this.enqueue(work, false);
+	}
+
 	async lock(): Promise<void> {
 		// The writer queue and BEGIN IMMEDIATE already run one write transaction at a time.
 	}

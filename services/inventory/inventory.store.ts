@@ -141,17 +141,17 @@ export class InventoryStore {
 	 * order's hold. A second call for the same order answers the first one's hold.
 	 */
 	async reserve(orderId: string, lines: StockLine[]): Promise<ReserveResult> {
+		if (lines.length === 1) return this.db.writeLocked(holdLock(orderId), sql => this.reserveOneLine(sql, orderId, lines[0]));
 		try {
 			return await this.db.transaction(async sql => {
 				await this.db.lock(sql, holdLock(orderId));
 				const at = now();
 				// The hold first: a second call for the order (or a release that came first) finds the
 				// one there, and a new one costs no separate look-up. A shortage rolls it back with the lines.
-				const added = await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3) ON CONFLICT (order_id) DO NOTHING", [
-					orderId,
-					JSON.stringify(lines),
-					at
-				]);
+				const added = await sql.run(
+					"INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3) ON CONFLICT (order_id) DO NOTHING",
+					[orderId, JSON.stringify(lines), at]
+				);
 				if (added === 0) {
 					const existing = await sql.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]);
 					return { status: existing!.status };
@@ -171,6 +171,30 @@ export class InventoryStore {
 			if (err instanceof ShortageFound) return { shortage: err.shortage };
 			throw err;
 		}
+	}
+
+	/**
+	 * `reserve` of a one-line order (most orders) without a savepoint: the one statement that may find
+	 * nothing to do (no stock, or a hold already there) comes first, and the hold it leads to cannot clash.
+	 */
+	private async reserveOneLine(sql: Sql, orderId: string, line: StockLine): Promise<ReserveResult> {
+		const at = now();
+		const taken = await sql.run(
+			"UPDATE products SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 AND NOT EXISTS (SELECT 1 FROM holds WHERE order_id = $4)",
+			[line.quantity, at, line.productId, orderId]
+		);
+		if (taken === 1) {
+			await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3)", [
+				orderId,
+				JSON.stringify([line]),
+				at
+			]);
+			return { status: "held" };
+		}
+		const existing = await sql.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]);
+		if (existing) return { status: existing.status };
+		const product = await sql.one<{ stock: number }>("SELECT stock FROM products WHERE id = $1", [line.productId]);
+		return { shortage: [{ productId: line.productId, requested: line.quantity, available: product?.stock ?? 0 }] };
 	}
 
 	/** Marks an order's held stock as sold; answers the hold's status after it (undefined: no hold). */

@@ -46,8 +46,8 @@ export class PaymentsStore {
 	 * (the new one, or the first one on a retry), or undefined when the order was voided.
 	 */
 	capture(payment: NewPayment): Promise<Payment | undefined> {
-		return this.db.transaction(async sql => {
-			await this.db.lock(sql, `payment:${payment.orderId}`);
+		// Against a void of the same order (resolve, refund) in another transaction on PostgreSQL.
+		return this.db.writeLocked(`payment:${payment.orderId}`, async sql => {
 			const now = new Date().toISOString();
 			// One statement on the usual path: a new payment, unless the order was voided or has one. (The
 			// casts type the bound values for PostgreSQL, which cannot infer them in a SELECT list.)

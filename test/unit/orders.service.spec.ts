@@ -27,6 +27,8 @@ interface Faults {
 	captureAfter?: Hook;
 	refund?: Hook;
 	resolve?: Hook;
+	/** Before inventory's commit. */
+	commit?: Hook;
 }
 
 interface ShopModules {
@@ -51,7 +53,12 @@ function buildShop(mod: ShopModules, nodeID: string, dir?: string): Shop {
 	const faults: Faults = {};
 	const events: Shop["events"] = [];
 	const settings = unitSettings(dir);
-	broker.createService({ name: "inventory", mixins: [mod.InventoryService], settings: settings.inventory } as ServiceSchema);
+	broker.createService({
+		name: "inventory",
+		mixins: [mod.InventoryService],
+		settings: settings.inventory,
+		hooks: { before: { commit: async (ctx: Context<{ orderId: string }>) => faults.commit?.(ctx) } }
+	} as ServiceSchema);
 	broker.createService({
 		name: "payments",
 		mixins: [mod.PaymentsService],
@@ -503,6 +510,30 @@ describe("orders service", () => {
 			expect(fromBob.order!.id).not.toBe(fromAlice.order!.id);
 			expect(fromBob.order!.userId).toBe(bob.id);
 			expect(await client.stockOf(p.id)).toBe(8);
+		});
+	});
+
+	describe("stock commit", () => {
+		it("runs beside the confirmation: a paid order whose commit fails is confirmed (201) with its units still out of stock and its hold held, and a cancel gives them back", async () => {
+			const p = await product(6, 900);
+			faults.commit = ctx => {
+				throw unavailableError(ctx);
+			};
+			const answer = await client.create([{ productId: p.id, quantity: 2 }]);
+			expect(answer.error).toBeUndefined();
+			expect(answer.status).toBe(201);
+			expect(answer.order).toMatchObject({ status: "confirmed", total: 1800, cancelReason: null });
+			const id = answer.order!.id;
+			expect(await client.stockOf(p.id)).toBe(4);
+			expect(await client.holdStatus(id)).toBe("held");
+			expect((await client.payments(id)).map(payment => [payment.status, payment.amount])).toEqual([["captured", 1800]]);
+			expect(confirmedEvents(id)).toBe(1);
+
+			delete faults.commit;
+			await expect(client.cancel(id)).resolves.toMatchObject({ status: "cancelled", cancelReason: "cancelled_by_user" });
+			expect(await client.stockOf(p.id)).toBe(6);
+			expect(await client.holdStatus(id)).toBe("released");
+			expect((await client.payments(id)).map(payment => payment.status)).toEqual(["refunded"]);
 		});
 	});
 
