@@ -8,9 +8,9 @@
  */
 import type { Context, Errors, ServiceSchema } from "moleculer";
 import { ErrorType, notFound, outOfStock, paymentDeclined, type ShortageData } from "../../lib/errors";
-import { answerStatus, toPublicOrder } from "../../lib/order-rules";
+import { answerStatus, orderTotal, toPublicOrder } from "../../lib/order-rules";
 import type { OrderRefParams } from "../../lib/params";
-import type { CancelReason, Payment } from "../../lib/types";
+import type { CancelReason, OrderItem, Payment } from "../../lib/types";
 import type { HoldAnswer, ReserveParams } from "../inventory/inventory.service";
 import type { CaptureParams } from "../payments/payments.service";
 import type { StoredOrder } from "./orders.store";
@@ -29,11 +29,13 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 	name: "order-saga",
 	methods: {
 		/** reserve → capture → commit → confirmed; stops where a step cannot be done now. */
-		async advance(ctx: Context, order: StoredOrder, card: string): Promise<Outcome> {
+		async advance(ctx: Context, given: StoredOrder, card: string): Promise<Outcome> {
 			const stepOptions = { timeout: this.settings.stepTimeoutMs, retries: 0 };
+			let order = given;
+			let held: HoldAnswer;
 			try {
 				const items = order.items.map(({ productId, quantity }) => ({ productId, quantity }));
-				await ctx.call<HoldAnswer, ReserveParams>("inventory.reserve", { orderId: order.id, items }, stepOptions);
+				held = await ctx.call<HoldAnswer, ReserveParams>("inventory.reserve", { orderId: order.id, items }, stepOptions);
 			} catch (err) {
 				if (isType(err, ErrorType.OUT_OF_STOCK)) {
 					const cancelled = await this.compensate(ctx, order, "out_of_stock");
@@ -44,6 +46,15 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 				if (isType(err, ErrorType.INVALID_STATE)) return this.resolveWithoutCard(ctx, order);
 				this.logger.warn(`Order ${order.id}: could not reserve stock yet (${nameOf(err)}); will retry`);
 				return { order };
+			}
+			// Charged as priced when its stock was taken: the order is corrected first if it was written otherwise.
+			if (held.items) {
+				try {
+					order = await this.reprice(order, held.items);
+				} catch (err) {
+					this.logger.warn(`Order ${order.id}: could not record its prices yet (${nameOf(err)}); will retry`);
+					return { order };
+				}
 			}
 
 			let payment: Payment;
@@ -157,6 +168,27 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 			// Announced after it is written; nobody waits for the listeners.
 			void this.broker.emit(`order.${status}`, { order: toPublicOrder(finished) });
 			return finished;
+		},
+
+		/**
+		 * The order with its lines priced as its reservation took them (`items`, in any line order),
+		 * written before the order goes on when they differ from what it was written with.
+		 */
+		async reprice(order: StoredOrder, items: OrderItem[]): Promise<StoredOrder> {
+			this.priceBook.rememberItems(items);
+			const byId = new Map(items.map(item => [item.productId, item]));
+			const priced = order.items.map(item => {
+				const held = byId.get(item.productId);
+				return held ? { ...item, sku: held.sku, name: held.name, unitPrice: held.unitPrice } : item;
+			});
+			const same = priced.every(
+				(item, i) => item.sku === order.items[i].sku && item.name === order.items[i].name && item.unitPrice === order.items[i].unitPrice
+			);
+			if (same) return order;
+			const total = orderTotal(priced);
+			this.logger.info(`Order ${order.id}: the catalogue changed since its prices were read; charged ${total} cents as reserved`);
+			if (!(await this.store.reprice(order.id, priced, total))) return this.reload(order);
+			return { ...order, items: priced, total };
 		},
 
 		async reload(order: StoredOrder): Promise<StoredOrder> {

@@ -25,6 +25,7 @@ import { InFlightOrders } from "./in-flight";
 import { OrderSagaMixin } from "./order-saga.mixin";
 import { migrations } from "./orders.migrations";
 import { OrdersStore, type StoredOrder } from "./orders.store";
+import { PriceBook } from "./price-book";
 import type { OrderMethods, OrdersMethods, OrdersSettings, OrdersThis, OrdersVars, Outcome } from "./orders.types";
 import { SettleMixin } from "./settle.mixin";
 
@@ -98,18 +99,23 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				if (!isValidCardNumber(card)) throw validationError("payment.card", "The card number must be 12 to 19 digits and pass the Luhn check", "card");
 
 				const lines = mergeLines(ctx.params.items);
-				// The prices are asked for while a key is looked up (a replay then drops them, whatever they were).
+				// Products this node has seen are written with the prices it saw (the reservation corrects
+				// them: price-book.ts); others are asked for, while a key is looked up (a replay drops them).
+				const known = this.priceBook.pricesOf(lines);
 				const [earlier, prices] = await Promise.all([
 					key ? this.store.findByIdempotencyKey(user.id, key) : undefined,
-					ctx
-						.call<ProductPrice[], GetManyParams>("inventory.getMany", { ids: lines.map(line => line.productId) }, { timeout: this.settings.stepTimeoutMs })
-						.then(
-							products => ({ products }),
-							(error: unknown) => ({ error })
-						)
+					known
+						? { products: known }
+						: ctx
+								.call<ProductPrice[], GetManyParams>("inventory.getMany", { ids: lines.map(line => line.productId) }, { timeout: this.settings.stepTimeoutMs })
+								.then(
+									products => ({ products }),
+									(error: unknown) => ({ error })
+								)
 				]);
 				if (earlier) return toPublicOrder(await this.replay(ctx, earlier));
 				if ("error" in prices) throw prices.error;
+				if (!known) this.priceBook.remember(prices.products);
 				const { items, missing } = priceLines(lines, prices.products);
 				if (missing.length > 0) throw notFound(missing.length === 1 ? "Product" : "Products", { productIds: missing });
 
@@ -247,6 +253,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 
 	created() {
 		this.inFlight = new InFlightOrders();
+		this.priceBook = new PriceBook();
 	}
 };
 

@@ -590,6 +590,7 @@ describe("InventoryStore.reserve", () => {
 		await product("p-c", 5);
 		await product("p-d", 0);
 		const stocks = async () => (await db.all<{ id: string; stock: number }>("SELECT id, stock FROM products ORDER BY id")).map(row => [row.id, row.stock]);
+		const priced = (id: string, quantity: number) => ({ productId: id, sku: `SKU-${id}`, name: id, quantity, unitPrice: 100 });
 		const before = await stocks();
 
 		// Lines out of id order: the ones that fit come first and last.
@@ -619,8 +620,11 @@ describe("InventoryStore.reserve", () => {
 				{ productId: "p-a", quantity: 10 },
 				{ productId: "p-b", quantity: 1 }
 			])
-		).resolves.toEqual({ status: "held" });
-		await expect(store.reserve("order-short", [{ productId: "p-a", quantity: 10 }])).resolves.toEqual({ status: "held" });
+		).resolves.toEqual({ status: "held", items: [priced("p-a", 10), priced("p-b", 1)] });
+		await expect(store.reserve("order-short", [{ productId: "p-a", quantity: 10 }])).resolves.toEqual({
+			status: "held",
+			items: [priced("p-a", 10), priced("p-b", 1)]
+		});
 		expect(await stocks()).toEqual([
 			["p-a", 0],
 			["p-b", 0],

@@ -42,6 +42,8 @@ interface Shop {
 	broker: ServiceBroker;
 	faults: Faults;
 	events: Array<{ event: string; order: Order }>;
+	/** The product ids the orders service asked inventory.getMany for, in order. */
+	pricesAskedFor: string[];
 	/** A service's database, for the test to plant or inspect rows. */
 	db(service: "orders" | "inventory" | "payments"): Database;
 	ordersStore(): OrdersStore;
@@ -52,12 +54,18 @@ function buildShop(mod: ShopModules, nodeID: string, dir?: string): Shop {
 	const broker = new mod.ServiceBroker({ nodeID, logger: false, transporter: null, cacher: "Memory" });
 	const faults: Faults = {};
 	const events: Shop["events"] = [];
+	const pricesAskedFor: string[] = [];
 	const settings = unitSettings(dir);
 	broker.createService({
 		name: "inventory",
 		mixins: [mod.InventoryService],
 		settings: settings.inventory,
-		hooks: { before: { commit: async (ctx: Context<{ orderId: string }>) => faults.commit?.(ctx) } }
+		hooks: {
+			before: {
+				commit: async (ctx: Context<{ orderId: string }>) => faults.commit?.(ctx),
+				getMany: (ctx: Context<{ ids: string[] }>) => void pricesAskedFor.push(...ctx.params.ids)
+			}
+		}
 	} as ServiceSchema);
 	broker.createService({
 		name: "payments",
@@ -98,6 +106,7 @@ function buildShop(mod: ShopModules, nodeID: string, dir?: string): Shop {
 		broker,
 		faults,
 		events,
+		pricesAskedFor,
 		db: service => dbOf(broker.getLocalService(service)),
 		ordersStore: () => storeOf<OrdersStore>(broker.getLocalService("orders"))
 	};
@@ -510,6 +519,42 @@ describe("orders service", () => {
 			expect(fromBob.order!.id).not.toBe(fromAlice.order!.id);
 			expect(fromBob.order!.userId).toBe(bob.id);
 			expect(await client.stockOf(p.id)).toBe(8);
+		});
+	});
+
+	describe("prices", () => {
+		it("a product seen before needs no price look-up, and a price or name changed since is what the order is charged and shows", async () => {
+			const p = await product(10, 500);
+			const first = await client.create([{ productId: p.id, quantity: 1 }]);
+			expect(first.order).toMatchObject({ status: "confirmed", total: 500 });
+			expect(shop.pricesAskedFor.filter(id => id === p.id)).toHaveLength(1);
+
+			const second = await client.create([{ productId: p.id, quantity: 2 }]);
+			expect(second.order).toMatchObject({ status: "confirmed", total: 1000 });
+			// Written with the price seen before: no second look-up.
+			expect(shop.pricesAskedFor.filter(id => id === p.id)).toHaveLength(1);
+
+			await shop.broker.call("inventory.update", { id: p.id, price: 750, name: "Renamed" }, { meta: metaOf(admin) });
+			const third = await client.create([{ productId: p.id, quantity: 2 }]);
+			expect(third.status).toBe(201);
+			expect(third.order).toMatchObject({ status: "confirmed", total: 1500 });
+			expect(third.order!.items).toEqual([{ productId: p.id, sku: p.sku, name: "Renamed", quantity: 2, unitPrice: 750 }]);
+			await expect(client.get(third.order!.id)).resolves.toEqual(third.order);
+			expect((await client.payments(third.order!.id)).map(payment => [payment.status, payment.amount])).toEqual([["captured", 1500]]);
+			expect(shop.pricesAskedFor.filter(id => id === p.id)).toHaveLength(1);
+		});
+
+		it("a several-line order with one product not seen yet asks for the prices of its lines", async () => {
+			const seen = await product(10, 300);
+			await client.create([{ productId: seen.id, quantity: 1 }]);
+			const fresh = await product(10, 400);
+			const asked = shop.pricesAskedFor.length;
+			const answer = await client.create([
+				{ productId: seen.id, quantity: 1 },
+				{ productId: fresh.id, quantity: 2 }
+			]);
+			expect(answer.order).toMatchObject({ status: "confirmed", total: 300 + 800 });
+			expect(shop.pricesAskedFor.slice(asked)).toEqual([seen.id, fresh.id]);
 		});
 	});
 
