@@ -28,13 +28,16 @@ const ROUNDS = Number(option("--rounds", "3"));
 const SECONDS = Number(option("--seconds", "6"));
 const NATS = argv.includes("--nats");
 const CPU_PROF = argv.includes("--cpu-prof") ? option("--cpu-prof", "") : "";
-/** `--new-env K=V,K2=V2`: environment only the new side gets (e.g. to try a setting on the same code). */
-const NEW_ENV: Record<string, string> = Object.fromEntries(
-	option("--new-env", "")
-		.split(",")
-		.filter(Boolean)
-		.map(pair => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)])
-);
+const envOption = (name: string): Record<string, string> =>
+	Object.fromEntries(
+		option(name, "")
+			.split(",")
+			.filter(Boolean)
+			.map(pair => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)])
+	);
+/** `--new-env K=V,K2=V2`: environment only the new side gets (e.g. to try a setting on the same code); `--env`: both sides. */
+const NEW_ENV = envOption("--new-env");
+const BOTH_ENV = envOption("--env");
 const CONNECTIONS = 32;
 const PRODUCTS = 100;
 const SEED = 20261125;
@@ -160,11 +163,29 @@ function cpuTicks(pid: number): number {
 	return Number(fields[11]) + Number(fields[12]);
 }
 
+/**
+ * node-sqlite3 trips (statements and execs) the side's processes made so far, when they were started
+ * with a counting preload that writes `/tmp/counts-<pid>.json` (`--env NODE_OPTIONS=--require=<it>`); else NaN.
+ */
+function sqliteTrips(side: Side): number {
+	let trips = 0;
+	for (const node of side.nodes) {
+		try {
+			const counts = JSON.parse(readFileSync(`/tmp/counts-${node.pid}.json`, "utf8")) as Record<string, number>;
+			trips += Object.values(counts).reduce((sum, n) => sum + n, 0);
+		} catch {
+			return NaN;
+		}
+	}
+	return trips;
+}
+
 interface Round {
 	rps: number;
 	p50: number;
 	p99: number;
 	cpuUsPerOrder: number;
+	sqliteTripsPerOrder?: number;
 	non2xx: number;
 }
 
@@ -172,6 +193,7 @@ async function load(side: Side, seconds: number): Promise<Round> {
 	const next = seededRandom(SEED + 1);
 	let connection = 0;
 	const before = side.nodes.map(node => cpuTicks(node.pid));
+	const tripsBefore = sqliteTrips(side);
 	const result = await autocannon({
 		url: side.baseUrl,
 		connections: CONNECTIONS,
@@ -196,17 +218,21 @@ async function load(side: Side, seconds: number): Promise<Round> {
 	});
 	const ticks = side.nodes.reduce((sum, node, i) => sum + cpuTicks(node.pid) - before[i], 0);
 	const orders = result.requests.total;
+	// The preload writes its counts every 500 ms.
+	await new Promise(resolve => setTimeout(resolve, 600));
+	const trips = sqliteTrips(side) - tripsBefore;
 	return {
 		rps: Math.round(orders / seconds),
 		p50: result.latency.p50,
 		p99: result.latency.p99,
 		cpuUsPerOrder: Math.round(((ticks / CLK_TCK) * 1e6) / Math.max(1, orders)),
+		...(Number.isNaN(trips) ? {} : { sqliteTripsPerOrder: Math.round((trips / Math.max(1, orders)) * 10) / 10 }),
 		non2xx: result.non2xx + result.errors + result.timeouts
 	};
 }
 
 async function main(): Promise<void> {
-	const sides = [await startSide("old", OLD_ROOT, "", {}), await startSide("new", ROOT, CPU_PROF, NEW_ENV)];
+	const sides = [await startSide("old", OLD_ROOT, "", BOTH_ENV), await startSide("new", ROOT, CPU_PROF, { ...BOTH_ENV, ...NEW_ENV })];
 	try {
 		for (const side of sides) await load(side, 2); // warm-up
 		const rounds: Record<string, Round[]> = { old: [], new: [] };
