@@ -47,6 +47,11 @@ export interface ReserveParams extends OrderRefParams {
 export interface GetManyParams {
 	ids: string[];
 }
+export interface CommitManyParams {
+	orderIds: string[];
+}
+/** The most orders one commitMany takes. */
+export const MAX_COMMITS = 500;
 /** What reserve, commit and release answer. */
 export interface HoldAnswer {
 	orderId: string;
@@ -238,6 +243,18 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 				if (!status) throw notFound("Stock hold", { orderId });
 				if (status === "released") throw invalidState("The stock of this order was already released", { orderId });
 				return { orderId, status };
+			}
+		},
+
+		/**
+		 * `commit` of many confirmed orders at once (the orders service gathers them): holds still held
+		 * become committed, the others are left as they are. Answers how many changed.
+		 */
+		commitMany: {
+			visibility: "public",
+			params: { orderIds: { type: "array", items: idRule, min: 1, max: MAX_COMMITS } },
+			async handler(ctx: Context<CommitManyParams>): Promise<{ committed: number }> {
+				return { committed: await this.store.commitMany([...new Set(ctx.params.orderIds)]) };
 			}
 		},
 

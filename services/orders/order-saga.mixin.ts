@@ -95,28 +95,16 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 		},
 
 		/**
-		 * A paid order: its stock becomes sold and it is confirmed, both at once (neither waits for the
-		 * other). The hold's `committed` is inventory's bookkeeping: a paid order's units left the stock
-		 * at its reservation, and nothing releases them unless a cancellation is claimed, which the
-		 * confirmation refuses to override (the order's row decides). So when the commit fails (or the
-		 * node dies) after the confirmation was written, the order stands confirmed with its hold still
-		 * `held`, which every invariant allows and a later cancel releases as well. When the
-		 * confirmation was not written, the order stays pending and the settle loop confirms it later.
+		 * A paid order is confirmed; then its hold is marked sold, together with other orders' (hold-commits.ts).
+		 * The hold's `committed` is inventory's bookkeeping: a paid order's units left the stock at its
+		 * reservation, and nothing releases them unless a cancellation is claimed, which the
+		 * confirmation refuses to override (the order's row decides). So the answer need not wait
+		 * for it, and a hold left `held` (inventory unreachable, or this node died before sending
+		 * it) breaks no invariant; a later cancel releases it as well.
 		 */
 		async confirm(ctx: Context, order: StoredOrder): Promise<Outcome> {
-			const committing = ctx
-				.call<HoldAnswer, OrderRefParams>("inventory.commit", { orderId: order.id }, { timeout: this.settings.stepTimeoutMs, retries: 0 })
-				.then(
-					() => null,
-					(err: unknown) => err
-				);
-			let finished: StoredOrder;
-			try {
-				finished = await this.finish(order, "confirmed", null);
-			} finally {
-				const failed = await committing;
-				if (failed) this.logger.warn(`Order ${order.id}: paid, stock commit failed (${nameOf(failed)}); its hold stays held`);
-			}
+			const finished = await this.finish(order, "confirmed", null);
+			if (finished.status === "confirmed") this.holdCommits.add(order.id);
 			return { order: finished };
 		},
 

@@ -20,11 +20,12 @@ import { answerStatus, mergeLines, orderTotal, priceLines, toPublicOrder } from 
 import { idRule, pageParams, pageWindow, toPage, type IdParams, type PageParams } from "../../lib/params";
 import type { CancelReason, Order, OrderStatus, Page, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
 import { createDbMixin } from "../../mixins/db.mixin";
-import type { GetManyParams } from "../inventory/inventory.service";
+import type { CommitManyParams, GetManyParams } from "../inventory/inventory.service";
 import { InFlightOrders } from "./in-flight";
 import { OrderSagaMixin } from "./order-saga.mixin";
 import { migrations } from "./orders.migrations";
 import { OrdersStore, type StoredOrder } from "./orders.store";
+import { HoldCommits } from "./hold-commits";
 import { PriceBook } from "./price-book";
 import type { OrderMethods, OrdersMethods, OrdersSettings, OrdersThis, OrdersVars, Outcome } from "./orders.types";
 import { SettleMixin } from "./settle.mixin";
@@ -254,6 +255,15 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 	created() {
 		this.inFlight = new InFlightOrders();
 		this.priceBook = new PriceBook();
+		this.holdCommits = new HoldCommits(
+			orderIds => this.broker.call<unknown, CommitManyParams>("inventory.commitMany", { orderIds }, { timeout: this.settings.stepTimeoutMs, retries: 1 }),
+			this.logger
+		);
+	},
+
+	/** What is waiting to be marked sold goes now (a node that stops does not wait for the interval). */
+	async stopped() {
+		await this.holdCommits.stop();
 	}
 };
 

@@ -5,6 +5,7 @@ import type { CaptureParams } from "../payments/payments.service";
 import type { DbSettings, DbVars } from "../../mixins/db.mixin";
 import type { InFlightOrders } from "./in-flight";
 import type { OrdersStore, StoredOrder } from "./orders.store";
+import type { HoldCommits } from "./hold-commits";
 import type { PriceBook } from "./price-book";
 
 export interface OrdersSettings extends DbSettings {
@@ -59,6 +60,8 @@ export interface OrdersVars extends DbVars<OrdersStore> {
 	inFlight: InFlightOrders;
 	/** The prices this node last saw, for writing a new order before its reservation prices it. */
 	priceBook: PriceBook;
+	/** Confirmed orders whose holds are still to be marked sold, sent to inventory in batches. */
+	holdCommits: HoldCommits;
 }
 
 export type OrdersMethods = SagaMethods & SettleMethods & OrderMethods;

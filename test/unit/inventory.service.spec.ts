@@ -262,6 +262,22 @@ describe("inventory service", () => {
 			expect(await stockOf(p.id)).toBe(10);
 		});
 
+		it("commitMany marks the held holds of many orders committed in one call, and leaves released and unknown ones as they are", async () => {
+			const p = await product(10);
+			await reserve("order-many-1", [{ productId: p.id, quantity: 1 }]);
+			await reserve("order-many-2", [{ productId: p.id, quantity: 2 }]);
+			await reserve("order-many-3", [{ productId: p.id, quantity: 3 }]);
+			await release("order-many-3");
+			const orderIds = ["order-many-1", "order-many-2", "order-many-3", "order-many-1", "order-many-unknown"];
+			await expect(broker.call("inventory.commitMany", { orderIds })).resolves.toEqual({ committed: 2 });
+			expect((await holdOf("order-many-1"))!.status).toBe("committed");
+			expect((await holdOf("order-many-2"))!.status).toBe("committed");
+			expect((await holdOf("order-many-3"))!.status).toBe("released");
+			expect(await holdOf("order-many-unknown")).toBeUndefined();
+			expect(await stockOf(p.id)).toBe(7);
+			await expect(broker.call("inventory.commitMany", { orderIds })).resolves.toEqual({ committed: 0 });
+		});
+
 		it("a released order cannot reserve again (INVALID_STATE), and takes nothing", async () => {
 			const p = await product(10);
 			await reserve("order-again", [{ productId: p.id, quantity: 2 }]);

@@ -27,8 +27,8 @@ interface Faults {
 	captureAfter?: Hook;
 	refund?: Hook;
 	resolve?: Hook;
-	/** Before inventory's commit. */
-	commit?: Hook;
+	/** Before inventory's commitMany. */
+	commitMany?: (ctx: Context<{ orderIds: string[] }>) => void | Promise<void>;
 }
 
 interface ShopModules {
@@ -62,7 +62,7 @@ function buildShop(mod: ShopModules, nodeID: string, dir?: string): Shop {
 		settings: settings.inventory,
 		hooks: {
 			before: {
-				commit: async (ctx: Context<{ orderId: string }>) => faults.commit?.(ctx),
+				commitMany: async (ctx: Context<{ orderIds: string[] }>) => faults.commitMany?.(ctx),
 				getMany: (ctx: Context<{ ids: string[] }>) => void pricesAskedFor.push(...ctx.params.ids)
 			}
 		}
@@ -228,7 +228,7 @@ describe("orders service", () => {
 			expect(Object.keys(order).sort()).toEqual(["cancelReason", "createdAt", "currency", "id", "items", "status", "total", "updatedAt", "userId"]);
 			expect(await client.stockOf(mug.id)).toBe(8);
 			expect(await client.stockOf(tee.id)).toBe(4);
-			expect(await client.holdStatus(order.id)).toBe("committed");
+			await waitFor(async () => (await client.holdStatus(order.id)) === "committed", 3000, "the hold to be marked sold");
 			const payments = await client.payments(order.id);
 			expect(payments).toHaveLength(1);
 			expect(payments[0]).toMatchObject({ orderId: order.id, amount: order.total, status: "captured", cardLast4: "4242" });
@@ -385,7 +385,7 @@ describe("orders service", () => {
 			await sleep(500); // a few more settle passes: nothing may happen twice
 			expect(confirmedEvents(order.id)).toBe(1);
 			expect(await client.stockOf(p.id)).toBe(4);
-			expect(await client.holdStatus(order.id)).toBe("committed");
+			await waitFor(async () => (await client.holdStatus(order.id)) === "committed", 3000, "the hold to be marked sold");
 			const payments = await client.payments(order.id);
 			expect(payments.map(payment => [payment.status, payment.amount])).toEqual([["captured", 1400]]);
 		});
@@ -559,26 +559,34 @@ describe("orders service", () => {
 	});
 
 	describe("stock commit", () => {
-		it("runs beside the confirmation: a paid order whose commit fails is confirmed (201) with its units still out of stock and its hold held, and a cancel gives them back", async () => {
-			const p = await product(6, 900);
-			faults.commit = ctx => {
-				throw unavailableError(ctx);
+		it("follows the confirmation, many orders in one call: held holds become committed, a failed call is tried again, and neither delays the 201", async () => {
+			const p = await product(10, 900);
+			const calls: string[][] = [];
+			let failing = true;
+			faults.commitMany = ctx => {
+				calls.push(ctx.params.orderIds);
+				if (failing) throw unavailableError(ctx);
 			};
-			const answer = await client.create([{ productId: p.id, quantity: 2 }]);
-			expect(answer.error).toBeUndefined();
-			expect(answer.status).toBe(201);
-			expect(answer.order).toMatchObject({ status: "confirmed", total: 1800, cancelReason: null });
-			const id = answer.order!.id;
+			const answers = await Promise.all([1, 2, 3].map(() => client.create([{ productId: p.id, quantity: 2 }])));
+			expect(answers.map(answer => answer.status)).toEqual([201, 201, 201]);
+			const ids = answers.map(answer => answer.order!.id);
 			expect(await client.stockOf(p.id)).toBe(4);
-			expect(await client.holdStatus(id)).toBe("held");
-			expect((await client.payments(id)).map(payment => [payment.status, payment.amount])).toEqual([["captured", 1800]]);
-			expect(confirmedEvents(id)).toBe(1);
+			for (const id of ids) {
+				expect(await client.holdStatus(id)).toBe("held");
+				expect((await client.payments(id)).map(payment => [payment.status, payment.amount])).toEqual([["captured", 1800]]);
+			}
+			// One call for the three (with whatever else was waiting); it fails.
+			await waitFor(async () => calls.some(call => ids.every(id => call.includes(id))), 3000, "one commit call for the three");
+			expect(await Promise.all(ids.map(id => client.holdStatus(id)))).toEqual(["held", "held", "held"]);
 
-			delete faults.commit;
-			await expect(client.cancel(id)).resolves.toMatchObject({ status: "cancelled", cancelReason: "cancelled_by_user" });
+			// A hold still held is released by a cancel like a committed one.
+			await expect(client.cancel(ids[0])).resolves.toMatchObject({ status: "cancelled", cancelReason: "cancelled_by_user" });
 			expect(await client.stockOf(p.id)).toBe(6);
-			expect(await client.holdStatus(id)).toBe("released");
-			expect((await client.payments(id)).map(payment => payment.status)).toEqual(["refunded"]);
+
+			failing = false;
+			await waitFor(async () => (await client.holdStatus(ids[1])) === "committed" && (await client.holdStatus(ids[2])) === "committed", 5000, "the retry");
+			expect(await client.holdStatus(ids[0])).toBe("released");
+			expect(await client.stockOf(p.id)).toBe(6);
 		});
 	});
 
@@ -842,7 +850,7 @@ describe("orders service: crash recovery on the same database files", () => {
 			await expect(secondClient.get(paidId)).resolves.toMatchObject({ status: "confirmed", cancelReason: null });
 			await expect(secondClient.get(unpaidId)).resolves.toMatchObject({ status: "cancelled", cancelReason: "payment_failed" });
 			expect(await secondClient.stockOf(paidProduct.id)).toBe(3);
-			expect(await secondClient.holdStatus(paidId)).toBe("committed");
+			await waitFor(async () => (await secondClient.holdStatus(paidId)) === "committed", 3000, "the hold to be marked sold");
 			expect(await secondClient.stockOf(unpaidProduct.id)).toBe(5);
 			expect(await secondClient.holdStatus(unpaidId)).toBe("released");
 			expect((await secondClient.payments(paidId)).map(payment => payment.status)).toEqual(["captured"]);
