@@ -7,7 +7,9 @@
  * 1-3 units of one of 100 products, the approved test card), alternating the sides round by round.
  * Per side and round: orders/s, p50, p99, and the CPU time its processes spent per order (utime +
  * stime from /proc/<pid>/stat). `--nats`: each side is five processes on its own nats-server, as
- * bench.ts's `startCluster`. `--cpu-prof <dir>`: the new side's processes write V8 CPU profiles there.
+ * bench.ts's `startCluster`. `--topology [<root>]`: one code (this checkout by default) as one process ("old" in
+ * the output) against five on NATS ("new"), for the NATS ÷ one-process ratio. `--cpu-prof <dir>`: the new side's
+ * processes write V8 CPU profiles there.
  */
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -27,6 +29,10 @@ const OLD_ROOT = option("--old", "/work/main");
 const ROUNDS = Number(option("--rounds", "3"));
 const SECONDS = Number(option("--seconds", "6"));
 const NATS = argv.includes("--nats");
+/** `--topology [<root>]`: instead of old against new, one code (default this checkout) as one process against five on NATS. */
+const TOPOLOGY = argv.includes("--topology");
+const TOPOLOGY_ROOT =
+	TOPOLOGY && argv[argv.indexOf("--topology") + 1] && !argv[argv.indexOf("--topology") + 1].startsWith("--") ? argv[argv.indexOf("--topology") + 1] : ROOT;
 const CPU_PROF = argv.includes("--cpu-prof") ? option("--cpu-prof", "") : "";
 const envOption = (name: string): Record<string, string> =>
 	Object.fromEntries(
@@ -120,14 +126,14 @@ interface Side {
 	productIds: string[];
 }
 
-async function startSide(name: string, root: string, profDir: string, extraEnv: Record<string, string>): Promise<Side> {
+async function startSide(name: string, root: string, profDir: string, extraEnv: Record<string, string>, nats = NATS): Promise<Side> {
 	const dataDir = tempDataDir(`orders-path-${name}-`);
 	const port = await freePort();
 	let nodes: Node[];
-	let nats: NatsServer | undefined;
-	if (NATS) {
-		nats = await startNats();
-		const env = { ...extraEnv, DATA_DIR: dataDir, TRANSPORTER: nats.url, JWT_SECRET: "bench-cluster-secret-0123456789" };
+	let natsServer: NatsServer | undefined;
+	if (nats) {
+		natsServer = await startNats();
+		const env = { ...extraEnv, DATA_DIR: dataDir, TRANSPORTER: natsServer.url, JWT_SECRET: "bench-cluster-secret-0123456789" };
 		const backends = await Promise.all(
 			["users", "inventory", "orders", "payments"].map(async service =>
 				startNode(root, { ...env, SERVICES: service, NODEID: `${name}-${service}` }, await freePort(), false, profDir)
@@ -154,7 +160,7 @@ async function startSide(name: string, root: string, profDir: string, extraEnv: 
 	}
 	const buyers = await Promise.all(Array.from({ length: CONNECTIONS }, () => registerUser(baseUrl, "bench").then(user => user.token)));
 	log(`${name}: ${nodes.length} process(es) up from ${root}`);
-	return { name, baseUrl, nodes, nats, buyers, productIds };
+	return { name, baseUrl, nodes, nats: natsServer, buyers, productIds };
 }
 
 function cpuTicks(pid: number): number {
@@ -232,7 +238,10 @@ async function load(side: Side, seconds: number): Promise<Round> {
 }
 
 async function main(): Promise<void> {
-	const sides = [await startSide("old", OLD_ROOT, "", BOTH_ENV), await startSide("new", ROOT, CPU_PROF, { ...BOTH_ENV, ...NEW_ENV })];
+	const sides = TOPOLOGY
+		? [await startSide("old", TOPOLOGY_ROOT, "", BOTH_ENV, false), await startSide("new", TOPOLOGY_ROOT, CPU_PROF, BOTH_ENV, true)]
+		: [await startSide("old", OLD_ROOT, "", BOTH_ENV), await startSide("new", ROOT, CPU_PROF, { ...BOTH_ENV, ...NEW_ENV })];
+	if (TOPOLOGY) log(`topology: "old" is ${TOPOLOGY_ROOT} in one process, "new" the same code as five processes on NATS`);
 	try {
 		for (const side of sides) await load(side, 2); // warm-up
 		const rounds: Record<string, Round[]> = { old: [], new: [] };
