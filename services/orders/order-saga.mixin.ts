@@ -8,10 +8,10 @@
  */
 import type { Context, Errors, ServiceSchema } from "moleculer";
 import { ErrorType, notFound, outOfStock, paymentDeclined, type ShortageData } from "../../lib/errors";
-import { answerStatus, orderTotal, toPublicOrder } from "../../lib/order-rules";
+import { answerStatus, orderTotal, priceLines, toPublicOrder } from "../../lib/order-rules";
 import type { OrderRefParams } from "../../lib/params";
-import type { CancelReason, OrderItem, Payment } from "../../lib/types";
-import type { HoldAnswer, ReserveParams } from "../inventory/inventory.service";
+import type { CancelReason, OrderItem, Payment, ProductPrice } from "../../lib/types";
+import type { GetManyParams, HoldAnswer, ReserveParams } from "../inventory/inventory.service";
 import type { CaptureParams } from "../payments/payments.service";
 import type { StoredOrder } from "./orders.store";
 import type { OrdersMethods, OrdersSettings, OrdersThis, OrdersVars, Outcome, SagaMethods } from "./orders.types";
@@ -48,11 +48,14 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 				return { order };
 			}
 			// Charged as priced when its stock was taken: the order is corrected first if it was written otherwise.
-			if (held.items) {
+			// An inventory node of an earlier version answers no prices: one written from the price book is checked instead.
+			this.priceBook.reserveAnswered(held.items !== undefined);
+			if (held.items || this.priceBook.isUnchecked(order.id)) {
 				try {
-					order = await this.reprice(order, held.items);
+					order = await this.reprice(order, held.items ?? (await this.currentPrices(ctx, order)));
+					this.priceBook.checked(order.id);
 				} catch (err) {
-					this.logger.warn(`Order ${order.id}: could not record its prices yet (${nameOf(err)}); will retry`);
+					this.logger.warn(`Order ${order.id}: could not check its prices yet (${nameOf(err)}); will retry`);
 					return { order };
 				}
 			}
@@ -146,6 +149,7 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 		 * in the same statement (for Idempotency-Key replays).
 		 */
 		async finish(order: StoredOrder, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<StoredOrder> {
+			this.priceBook.checked(order.id);
 			const firstResponse = this.inFlight.has(order.id) ? answerStatus(status, reason) : null;
 			const updatedAt = new Date().toISOString();
 			if (!(await this.store.finish(order.id, { status, cancelReason: reason, firstResponse, updatedAt }))) {
@@ -177,6 +181,15 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 			this.logger.info(`Order ${order.id}: the catalogue changed since its prices were read; charged ${total} cents as reserved`);
 			if (!(await this.store.reprice(order.id, priced, total))) return this.reload(order);
 			return { ...order, items: priced, total };
+		},
+
+		/** The order's lines as the catalogue prices them now (for a reservation that answered no prices). */
+		async currentPrices(ctx: Context, order: StoredOrder): Promise<OrderItem[]> {
+			const ids = order.items.map(item => item.productId);
+			const products = await ctx.call<ProductPrice[], GetManyParams>("inventory.getMany", { ids }, { timeout: this.settings.stepTimeoutMs, retries: 0 });
+			const { items } = priceLines(order.items, products);
+			// A product gone from the catalogue keeps the price it was written with.
+			return items;
 		},
 
 		async reload(order: StoredOrder): Promise<StoredOrder> {

@@ -144,6 +144,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 						if (!winner) throw new Error(`Order ${order.id} was refused by the database without an Idempotency-Key clash`);
 						return toPublicOrder(await this.replay(ctx, winner));
 					}
+					if (known) this.priceBook.written(order.id);
 					return toPublicOrder(await this.answer(ctx, await this.advance(ctx, order, card), card));
 				} finally {
 					done();

@@ -39,6 +39,7 @@ export interface SagaMethods {
 	finish(order: StoredOrder, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<StoredOrder>;
 	reload(order: StoredOrder): Promise<StoredOrder>;
 	reprice(order: StoredOrder, items: OrderItem[]): Promise<StoredOrder>;
+	currentPrices(ctx: Context, order: StoredOrder): Promise<OrderItem[]>;
 }
 
 /** The settle loop and card retries (settle.mixin.ts). */

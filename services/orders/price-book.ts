@@ -7,6 +7,10 @@
  * corrected before its payment is captured (order-saga.mixin.ts). So an entry may be stale
  * (nothing drops it when the catalogue changes): that costs the one order that finds out a second
  * write, never a wrong charge. Bounded: the least recently used products are forgotten.
+ *
+ * An inventory node of an earlier version answers a reservation without its prices: the order is
+ * then checked against `inventory.getMany` before it is charged, and the book is not used until a
+ * reservation answers its prices again.
  */
 import { LRUCache } from "lru-cache";
 import type { OrderItem, ProductPrice, StockLine } from "../../lib/types";
@@ -15,9 +19,17 @@ const MAX_PRODUCTS = 10_000;
 
 export class PriceBook {
 	private readonly prices = new LRUCache<string, ProductPrice>({ max: MAX_PRODUCTS });
+	/**
+	 * Whether inventory's reservations answer their prices (the last answer did). An inventory node of
+	 * an earlier version does not: then the book is not used (a rolling upgrade), until one does again.
+	 */
+	private reservesPriced = true;
+	/** Orders written with the book's prices and not checked by a reservation yet. */
+	private readonly unchecked = new Set<string>();
 
-	/** Every line's product as last seen, or undefined when one of them was not seen yet. */
+	/** Every line's product as last seen, or undefined when one of them was not seen yet (or the book is not in use). */
 	pricesOf(lines: StockLine[]): ProductPrice[] | undefined {
+		if (!this.reservesPriced) return undefined;
 		const found: ProductPrice[] = [];
 		for (const { productId } of lines) {
 			const price = this.prices.get(productId);
@@ -25,6 +37,26 @@ export class PriceBook {
 			found.push(price);
 		}
 		return found;
+	}
+
+	/** An order was written with the book's prices: they are to be checked before it is charged. */
+	written(orderId: string): void {
+		this.unchecked.add(orderId);
+	}
+
+	/** Whether the order was written with the book's prices and not checked since. */
+	isUnchecked(orderId: string): boolean {
+		return this.unchecked.has(orderId);
+	}
+
+	/** The order's prices were checked (or it needs no check any more). */
+	checked(orderId: string): void {
+		this.unchecked.delete(orderId);
+	}
+
+	/** What a reservation answered: with prices (the book may be used) or without (an earlier inventory version: not). */
+	reserveAnswered(priced: boolean): void {
+		this.reservesPriced = priced;
 	}
 
 	remember(products: ProductPrice[]): void {

@@ -27,6 +27,8 @@ interface Faults {
 	captureAfter?: Hook;
 	refund?: Hook;
 	resolve?: Hook;
+	/** inventory.reserve answers as an earlier version did: no prices. */
+	unpricedReserves?: boolean;
 	/** Before inventory's commitMany. */
 	commitMany?: (ctx: Context<{ orderIds: string[] }>) => void | Promise<void>;
 }
@@ -64,6 +66,11 @@ function buildShop(mod: ShopModules, nodeID: string, dir?: string): Shop {
 			before: {
 				commitMany: async (ctx: Context<{ orderIds: string[] }>) => faults.commitMany?.(ctx),
 				getMany: (ctx: Context<{ ids: string[] }>) => void pricesAskedFor.push(...ctx.params.ids)
+			},
+			after: {
+				// An inventory node of an earlier version answers a reservation without its prices.
+				reserve: (_ctx: Context, answer: { orderId: string; status: string; items?: unknown }) =>
+					faults.unpricedReserves ? { orderId: answer.orderId, status: answer.status } : answer
 			}
 		}
 	} as ServiceSchema);
@@ -542,6 +549,32 @@ describe("orders service", () => {
 			await expect(client.get(third.order!.id)).resolves.toEqual(third.order);
 			expect((await client.payments(third.order!.id)).map(payment => [payment.status, payment.amount])).toEqual([["captured", 1500]]);
 			expect(shop.pricesAskedFor.filter(id => id === p.id)).toHaveLength(1);
+		});
+
+		it("with an inventory of an earlier version (reservations answer no prices), an order written from the book is checked against the catalogue, and the book is not used while it lasts", async () => {
+			const p = await product(10, 500);
+			await client.create([{ productId: p.id, quantity: 1 }]);
+			await shop.broker.call("inventory.update", { id: p.id, price: 650 }, { meta: metaOf(admin) });
+			faults.unpricedReserves = true;
+			const asked = shop.pricesAskedFor.length;
+
+			const checked = await client.create([{ productId: p.id, quantity: 2 }]);
+			expect(checked.status).toBe(201);
+			expect(checked.order).toMatchObject({ status: "confirmed", total: 1300 });
+			expect((await client.payments(checked.order!.id)).map(payment => payment.amount)).toEqual([1300]);
+			// Written from the book, then checked.
+			expect(shop.pricesAskedFor.slice(asked)).toEqual([p.id]);
+
+			// The book is out of use: the next order asks first.
+			const next = await client.create([{ productId: p.id, quantity: 1 }]);
+			expect(next.order).toMatchObject({ status: "confirmed", total: 650 });
+			expect(shop.pricesAskedFor.slice(asked)).toEqual([p.id, p.id]);
+
+			// Priced reservations again: the book is used again.
+			delete faults.unpricedReserves;
+			await client.create([{ productId: p.id, quantity: 1 }]);
+			await client.create([{ productId: p.id, quantity: 1 }]);
+			expect(shop.pricesAskedFor.slice(asked)).toEqual([p.id, p.id, p.id]);
 		});
 
 		it("a several-line order with one product not seen yet asks for the prices of its lines", async () => {
