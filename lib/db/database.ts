@@ -38,6 +38,15 @@ export interface Database extends Sql {
 	 */
 	transaction<T>(work: (sql: Sql) => Promise<T>): Promise<T>;
 	/**
+	 * Work that must not interleave with a transaction holding `key` (see `lock`), in `write`'s shape:
+	 * one writing statement that may fail, plus reads, plus writes that only an error of the database
+	 * itself could fail. On SQLite it is a `write` (the writer queue runs one job at a time, and a job
+	 * that fails after a statement of its own succeeded is rolled back whole), so it needs no
+	 * savepoint: a trip to the driver fewer than `transaction`. On PostgreSQL it is a transaction
+	 * that takes the lock first.
+	 */
+	writeLocked<T>(key: string, work: (sql: Sql) => Promise<T>): Promise<T>;
+	/**
 	 * Inside a transaction: waits until no other transaction holds `key`, and holds it until commit.
 	 * PostgreSQL needs it where two transactions would each check one table and write another;
 	 * SQLite's writers already run one at a time.

@@ -85,6 +85,13 @@ export class PostgresDatabase implements Database {
 		}
 	}
 
+	writeLocked<T>(key: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+		return this.transaction(async sql => {
+			await this.lock(sql, key);
+			return work(sql);
+		});
+	}
+
 	async lock(sql: Sql, key: string): Promise<void> {
 		await sql.all("SELECT pg_advisory_xact_lock(hashtext($1))", [key]);
 	}

@@ -137,6 +137,11 @@ export class SqliteDatabase implements Database {
 		return this.enqueue(work, true);
 	}
 
+	writeLocked<T>(_key: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+		// One job at a time already: no other job can run between its statements.
+		return this.enqueue(work, false);
+	}
+
 	async lock(): Promise<void> {
 		// The writer queue and BEGIN IMMEDIATE already run one write transaction at a time.
 	}
@@ -204,18 +209,32 @@ export class SqliteDatabase implements Database {
 
 	/** Runs the jobs in one transaction and answers them; answers the jobs to run again when SQLite rolled it back. */
 	private async runInOneTransaction(batch: Job[]): Promise<Job[]> {
+		// The first job's savepoint goes with the BEGIN (one trip to the thread pool, not two): a busy
+		// BEGIN runs nothing after it, so the pair is retried whole.
+		const begin = batch[0].isolated ? "BEGIN IMMEDIATE; SAVEPOINT job" : "BEGIN IMMEDIATE";
 		try {
-			await this.withBusyRetry(() => this.exec("BEGIN IMMEDIATE"));
+			await this.withBusyRetry(() => this.exec(begin));
 		} catch (err) {
+			// The BEGIN may have succeeded and the savepoint failed: end what is open.
+			await this.exec("ROLLBACK").catch(() => undefined);
 			for (const job of batch) job.reject(err);
 			return [];
 		}
 
 		this.lost = null;
 		const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+		/**
+		 * Transaction control not sent yet: a job's `RELEASE job` waits for the next savepoint or the
+		 * COMMIT and goes with it. A job without a savepoint that runs meanwhile runs inside the
+		 * released-to-be savepoint, which RELEASE then merges into the transaction all the same.
+		 */
+		let deferred: string[] = [];
 		try {
 			for (const [i, job] of batch.entries()) {
-				if (job.isolated) await this.exec("SAVEPOINT job");
+				if (job.isolated && i > 0) {
+					await this.exec([...deferred, "SAVEPOINT job"].join("; "));
+					deferred = [];
+				}
 				this.statementsOfJob = 0;
 				let outcome: (typeof outcomes)[number];
 				try {
@@ -242,10 +261,14 @@ export class SqliteDatabase implements Database {
 					});
 					return [...again, ...batch.slice(i + 1)];
 				}
-				if (job.isolated) await this.exec(outcome.ok ? "RELEASE job" : "ROLLBACK TO job; RELEASE job");
+				if (job.isolated) {
+					// A failed job is undone at once, before another job's statements run.
+					if (outcome.ok) deferred.push("RELEASE job");
+					else await this.exec("ROLLBACK TO job; RELEASE job");
+				}
 				outcomes.push(outcome);
 			}
-			await this.exec("COMMIT");
+			await this.exec([...deferred, "COMMIT"].join("; "));
 		} catch (err) {
 			// The connection itself failed (a savepoint or the COMMIT): nothing of this batch is kept.
 			this.lost = null;

@@ -13,7 +13,7 @@ import { shopConfig } from "../../lib/config";
 import { DEMO_PRODUCTS } from "../../lib/demo-catalogue";
 import { alreadyExists, invalidState, notFound, outOfStock } from "../../lib/errors";
 import { idRule, pageParams, pageWindow, toPage, type IdParams, type OrderRefParams, type PageParams } from "../../lib/params";
-import type { Page, Product, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
+import type { OrderItem, Page, Product, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
 import { validatedKeygen } from "../../lib/cacher";
 import { createDbMixin, type DbSettings, type DbVars } from "../../mixins/db.mixin";
 import { migrations } from "./inventory.migrations";
@@ -47,10 +47,20 @@ export interface ReserveParams extends OrderRefParams {
 export interface GetManyParams {
 	ids: string[];
 }
+export interface CommitManyParams {
+	orderIds: string[];
+}
+/** The most orders one commitMany takes. */
+export const MAX_COMMITS = 500;
 /** What reserve, commit and release answer. */
 export interface HoldAnswer {
 	orderId: string;
 	status: HoldStatus;
+	/**
+	 * reserve only: the order's lines with each product's sku, name and price when its units were
+	 * taken (what the order is charged). Absent for a hold made before holds kept them.
+	 */
+	items?: OrderItem[];
 }
 
 /**
@@ -196,8 +206,8 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 		},
 
 		/**
-		 * Takes every line's units out of `stock` for an order, all or nothing.
-		 * Idempotent: a second call for the same order answers the first one's hold.
+		 * Takes every line's units out of `stock` for an order, all or nothing, and answers the lines
+		 * priced as they were taken. Idempotent: a second call for the same order answers the first one's hold.
 		 */
 		reserve: {
 			visibility: "public",
@@ -219,7 +229,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 				});
 				if ("shortage" in reserved) throw outOfStock({ products: reserved.shortage });
 				if (reserved.status === "released") throw invalidState("The stock of this order was already released", { orderId });
-				return { orderId, status: reserved.status };
+				return reserved.items ? { orderId, status: reserved.status, items: reserved.items } : { orderId, status: reserved.status };
 			}
 		},
 
@@ -233,6 +243,18 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 				if (!status) throw notFound("Stock hold", { orderId });
 				if (status === "released") throw invalidState("The stock of this order was already released", { orderId });
 				return { orderId, status };
+			}
+		},
+
+		/**
+		 * `commit` of many confirmed orders at once (the orders service gathers them): holds still held
+		 * become committed, the others are left as they are. Answers how many changed.
+		 */
+		commitMany: {
+			visibility: "public",
+			params: { orderIds: { type: "array", items: idRule, min: 1, max: MAX_COMMITS } },
+			async handler(ctx: Context<CommitManyParams>): Promise<{ committed: number }> {
+				return { committed: await this.store.commitMany([...new Set(ctx.params.orderIds)]) };
 			}
 		},
 

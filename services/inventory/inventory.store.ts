@@ -8,7 +8,7 @@
  * and leave its stock held for a cancelled order, or a reserve could trip over a release's row.
  */
 import type { Database, Sql } from "../../lib/db/database";
-import type { Product, ProductPrice, StockLine } from "../../lib/types";
+import type { OrderItem, Product, ProductPrice, StockLine } from "../../lib/types";
 
 /** A `products` row as stored. */
 interface ProductRow {
@@ -26,7 +26,7 @@ interface ProductRow {
 interface HoldRow {
 	order_id: string;
 	status: HoldStatus;
-	/** StockLine[] as JSON. */
+	/** The order's items (OrderItem[], priced when their units were taken) as JSON; holds made before prices were kept: StockLine[]. */
 	lines: string;
 	created_at: string;
 	updated_at: string;
@@ -41,8 +41,8 @@ export interface Shortage {
 	available: number;
 }
 
-/** What a reservation did: the order's hold, or the lines it could not have (nothing taken). */
-export type ReserveResult = { status: HoldStatus } | { shortage: Shortage[] };
+/** What a reservation did: the order's hold (with the lines as priced when taken), or the lines it could not have (nothing taken). */
+export type ReserveResult = { status: HoldStatus; items?: OrderItem[] } | { shortage: Shortage[] };
 
 export type NewProduct = Pick<Product, "id" | "sku" | "name" | "description" | "price" | "stock">;
 export type ProductChanges = Partial<Pick<Product, "name" | "description" | "price">>;
@@ -69,6 +69,18 @@ class ShortageFound extends Error {
 }
 
 const now = () => new Date().toISOString();
+
+/** Takes `$1` units of product `$3` (at time `$2`) if it has them. */
+const TAKE_STOCK = "UPDATE products SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1";
+/** A new hold; its lines are the order's items as priced when their units were taken. */
+const INSERT_HOLD = "INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3)";
+const heldItem = (product: ProductPrice, quantity: number): OrderItem => ({
+	productId: product.id,
+	sku: product.sku,
+	name: product.name,
+	quantity,
+	unitPrice: product.price
+});
 
 /** The lock reserve and release of one order take first (PostgreSQL's advisory lock; SQLite's writers already run one at a time). */
 const holdLock = (orderId: string) => `hold:${orderId}`;
@@ -138,35 +150,72 @@ export class InventoryStore {
 
 	/**
 	 * Takes every line's units out of stock for an order, all or nothing, and remembers them in the
-	 * order's hold. A second call for the same order answers the first one's hold.
+	 * order's hold, with the price, sku and name each product had when its units were taken: the
+	 * answer's `items`, the prices the order is charged. A second call for the same order answers the
+	 * first one's hold (its items too, unless the hold is older than them or was released first).
 	 */
 	async reserve(orderId: string, lines: StockLine[]): Promise<ReserveResult> {
+		if (lines.length === 1) return this.db.writeLocked(holdLock(orderId), sql => this.reserveOneLine(sql, orderId, lines[0]));
 		try {
 			return await this.db.transaction(async sql => {
 				await this.db.lock(sql, holdLock(orderId));
-				const existing = await sql.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]);
-				if (existing) return { status: existing.status };
+				const existing = await this.holdOf(sql, orderId);
+				if (existing) return existing;
 				const at = now();
 				const shortage: Shortage[] = [];
-				for (const { productId, quantity } of byProductId(lines)) {
-					const taken = await sql.run("UPDATE products SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1", [quantity, at, productId]);
-					if (taken === 0) {
-						const product = await sql.one<{ stock: number }>("SELECT stock FROM products WHERE id = $1", [productId]);
-						shortage.push({ productId, requested: quantity, available: product?.stock ?? 0 });
+				// Taken in product id order (no deadlock on PostgreSQL), kept in the order's line order.
+				const items: OrderItem[] = new Array<OrderItem>(lines.length);
+				const inIdOrder = lines.map((line, i) => ({ ...line, i })).sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
+				for (const { productId, quantity, i } of inIdOrder) {
+					const product = await sql.one<ProductPrice>(`${TAKE_STOCK} RETURNING id, sku, name, price`, [quantity, at, productId]);
+					if (product) {
+						items[i] = heldItem(product, quantity);
+					} else {
+						const left = await sql.one<{ stock: number }>("SELECT stock FROM products WHERE id = $1", [productId]);
+						shortage.push({ productId, requested: quantity, available: left?.stock ?? 0 });
 					}
 				}
 				if (shortage.length > 0) throw new ShortageFound(shortage);
-				await sql.run("INSERT INTO holds (order_id, status, lines, created_at, updated_at) VALUES ($1, 'held', $2, $3, $3)", [
-					orderId,
-					JSON.stringify(lines),
-					at
-				]);
-				return { status: "held" as const };
+				await sql.run(INSERT_HOLD, [orderId, JSON.stringify(items), at]);
+				return { status: "held" as const, items };
 			});
 		} catch (err) {
 			if (err instanceof ShortageFound) return { shortage: err.shortage };
 			throw err;
 		}
+	}
+
+	/**
+	 * `reserve` of a one-line order (most orders) without a savepoint: the one statement that may find
+	 * nothing to do (no stock, or a hold already there) comes first, and the hold it leads to cannot clash.
+	 */
+	private async reserveOneLine(sql: Sql, orderId: string, line: StockLine): Promise<ReserveResult> {
+		const at = now();
+		const product = await sql.one<ProductPrice>(`${TAKE_STOCK} AND NOT EXISTS (SELECT 1 FROM holds WHERE order_id = $4) RETURNING id, sku, name, price`, [
+			line.quantity,
+			at,
+			line.productId,
+			orderId
+		]);
+		if (product) {
+			const items = [heldItem(product, line.quantity)];
+			await sql.run(INSERT_HOLD, [orderId, JSON.stringify(items), at]);
+			return { status: "held", items };
+		}
+		const existing = await this.holdOf(sql, orderId);
+		if (existing) return existing;
+		const left = await sql.one<{ stock: number }>("SELECT stock FROM products WHERE id = $1", [line.productId]);
+		return { shortage: [{ productId: line.productId, requested: line.quantity, available: left?.stock ?? 0 }] };
+	}
+
+	/** An order's hold as `reserve` answers it, if it has one. */
+	private async holdOf(sql: Sql, orderId: string): Promise<{ status: HoldStatus; items?: OrderItem[] } | undefined> {
+		const hold = await sql.one<Pick<HoldRow, "status" | "lines">>("SELECT status, lines FROM holds WHERE order_id = $1", [orderId]);
+		if (!hold) return undefined;
+		const items = JSON.parse(hold.lines) as Array<StockLine & Partial<OrderItem>>;
+		// Holds made before they kept prices, and the empty one a release leaves, have no items.
+		const priced = items.length > 0 && items.every(item => typeof item.unitPrice === "number");
+		return priced ? { status: hold.status, items: items as OrderItem[] } : { status: hold.status };
 	}
 
 	/** Marks an order's held stock as sold; answers the hold's status after it (undefined: no hold). */
@@ -176,6 +225,14 @@ export class InventoryStore {
 		);
 		if (changed === 1) return "committed";
 		return (await this.db.one<{ status: HoldStatus }>("SELECT status FROM holds WHERE order_id = $1", [orderId]))?.status;
+	}
+
+	/** Marks the held stock of these (confirmed) orders as sold, in one statement; answers how many holds changed. */
+	commitMany(orderIds: string[]): Promise<number> {
+		const placeholders = orderIds.map((_, i) => `$${i + 2}`).join(", ");
+		return this.db.write(sql =>
+			sql.run(`UPDATE holds SET status = 'committed', updated_at = $1 WHERE status = 'held' AND order_id IN (${placeholders})`, [now(), ...orderIds])
+		);
 	}
 
 	/**

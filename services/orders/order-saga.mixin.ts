@@ -8,10 +8,10 @@
  */
 import type { Context, Errors, ServiceSchema } from "moleculer";
 import { ErrorType, notFound, outOfStock, paymentDeclined, type ShortageData } from "../../lib/errors";
-import { answerStatus, toPublicOrder } from "../../lib/order-rules";
+import { answerStatus, orderTotal, priceLines, toPublicOrder } from "../../lib/order-rules";
 import type { OrderRefParams } from "../../lib/params";
-import type { CancelReason, Payment } from "../../lib/types";
-import type { HoldAnswer, ReserveParams } from "../inventory/inventory.service";
+import type { CancelReason, OrderItem, Payment, ProductPrice } from "../../lib/types";
+import type { GetManyParams, HoldAnswer, ReserveParams } from "../inventory/inventory.service";
 import type { CaptureParams } from "../payments/payments.service";
 import type { StoredOrder } from "./orders.store";
 import type { OrdersMethods, OrdersSettings, OrdersThis, OrdersVars, Outcome, SagaMethods } from "./orders.types";
@@ -29,11 +29,13 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 	name: "order-saga",
 	methods: {
 		/** reserve → capture → commit → confirmed; stops where a step cannot be done now. */
-		async advance(ctx: Context, order: StoredOrder, card: string): Promise<Outcome> {
+		async advance(ctx: Context, given: StoredOrder, card: string): Promise<Outcome> {
 			const stepOptions = { timeout: this.settings.stepTimeoutMs, retries: 0 };
+			let order = given;
+			let held: HoldAnswer;
 			try {
 				const items = order.items.map(({ productId, quantity }) => ({ productId, quantity }));
-				await ctx.call<HoldAnswer, ReserveParams>("inventory.reserve", { orderId: order.id, items }, stepOptions);
+				held = await ctx.call<HoldAnswer, ReserveParams>("inventory.reserve", { orderId: order.id, items }, stepOptions);
 			} catch (err) {
 				if (isType(err, ErrorType.OUT_OF_STOCK)) {
 					const cancelled = await this.compensate(ctx, order, "out_of_stock");
@@ -44,6 +46,18 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 				if (isType(err, ErrorType.INVALID_STATE)) return this.resolveWithoutCard(ctx, order);
 				this.logger.warn(`Order ${order.id}: could not reserve stock yet (${nameOf(err)}); will retry`);
 				return { order };
+			}
+			// Charged as priced when its stock was taken: the order is corrected first if it was written otherwise.
+			// An inventory node of an earlier version answers no prices: one written from the price book is checked instead.
+			this.priceBook.reserveAnswered(held.items !== undefined);
+			if (held.items || this.priceBook.isUnchecked(order.id)) {
+				try {
+					order = await this.reprice(order, held.items ?? (await this.currentPrices(ctx, order)));
+					this.priceBook.checked(order.id);
+				} catch (err) {
+					this.logger.warn(`Order ${order.id}: could not check its prices yet (${nameOf(err)}); will retry`);
+					return { order };
+				}
 			}
 
 			let payment: Payment;
@@ -83,15 +97,18 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 			}
 		},
 
-		/** A paid order: its stock becomes sold, then it is confirmed. */
+		/**
+		 * A paid order is confirmed; then its hold is marked sold, together with other orders' (hold-commits.ts).
+		 * The hold's `committed` is inventory's bookkeeping: a paid order's units left the stock at its
+		 * reservation, and nothing releases them unless a cancellation is claimed, which the
+		 * confirmation refuses to override (the order's row decides). So the answer need not wait
+		 * for it, and a hold left `held` (inventory unreachable, or this node died before sending
+		 * it) breaks no invariant; a later cancel releases it as well.
+		 */
 		async confirm(ctx: Context, order: StoredOrder): Promise<Outcome> {
-			try {
-				await ctx.call<HoldAnswer, OrderRefParams>("inventory.commit", { orderId: order.id }, { timeout: this.settings.stepTimeoutMs, retries: 0 });
-			} catch (err) {
-				this.logger.warn(`Order ${order.id}: paid, stock commit pending (${nameOf(err)}); will retry`);
-				return { order };
-			}
-			return { order: await this.finish(order, "confirmed", null) };
+			const finished = await this.finish(order, "confirmed", null);
+			if (finished.status === "confirmed") this.holdCommits.add(order.id);
+			return { order: finished };
 		},
 
 		/** Settles an order whose card is gone (timeout, crash): payments' final word decides. */
@@ -132,6 +149,7 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 		 * in the same statement (for Idempotency-Key replays).
 		 */
 		async finish(order: StoredOrder, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<StoredOrder> {
+			this.priceBook.checked(order.id);
 			const firstResponse = this.inFlight.has(order.id) ? answerStatus(status, reason) : null;
 			const updatedAt = new Date().toISOString();
 			if (!(await this.store.finish(order.id, { status, cancelReason: reason, firstResponse, updatedAt }))) {
@@ -142,6 +160,36 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 			// Announced after it is written; nobody waits for the listeners.
 			void this.broker.emit(`order.${status}`, { order: toPublicOrder(finished) });
 			return finished;
+		},
+
+		/**
+		 * The order with its lines priced as its reservation took them (`items`, in any line order),
+		 * written before the order goes on when they differ from what it was written with.
+		 */
+		async reprice(order: StoredOrder, items: OrderItem[]): Promise<StoredOrder> {
+			this.priceBook.rememberItems(items);
+			const byId = new Map(items.map(item => [item.productId, item]));
+			const priced = order.items.map(item => {
+				const held = byId.get(item.productId);
+				return held ? { ...item, sku: held.sku, name: held.name, unitPrice: held.unitPrice } : item;
+			});
+			const same = priced.every(
+				(item, i) => item.sku === order.items[i].sku && item.name === order.items[i].name && item.unitPrice === order.items[i].unitPrice
+			);
+			if (same) return order;
+			const total = orderTotal(priced);
+			this.logger.info(`Order ${order.id}: the catalogue changed since its prices were read; charged ${total} cents as reserved`);
+			if (!(await this.store.reprice(order.id, priced, total))) return this.reload(order);
+			return { ...order, items: priced, total };
+		},
+
+		/** The order's lines as the catalogue prices them now (for a reservation that answered no prices). */
+		async currentPrices(ctx: Context, order: StoredOrder): Promise<OrderItem[]> {
+			const ids = order.items.map(item => item.productId);
+			const products = await ctx.call<ProductPrice[], GetManyParams>("inventory.getMany", { ids }, { timeout: this.settings.stepTimeoutMs, retries: 0 });
+			const { items } = priceLines(order.items, products);
+			// A product gone from the catalogue keeps the price it was written with.
+			return items;
 		},
 
 		async reload(order: StoredOrder): Promise<StoredOrder> {

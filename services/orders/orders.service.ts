@@ -20,12 +20,14 @@ import { answerStatus, mergeLines, orderTotal, priceLines, toPublicOrder } from 
 import { idRule, pageParams, pageWindow, toPage, type IdParams, type PageParams } from "../../lib/params";
 import type { CancelReason, Order, OrderStatus, Page, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
 import { createDbMixin } from "../../mixins/db.mixin";
-import type { GetManyParams } from "../inventory/inventory.service";
+import type { CommitManyParams, GetManyParams } from "../inventory/inventory.service";
 import { ExportMixin } from "./export.mixin";
 import { InFlightOrders } from "./in-flight";
 import { OrderSagaMixin } from "./order-saga.mixin";
 import { migrations } from "./orders.migrations";
 import { OrdersStore, type StoredOrder } from "./orders.store";
+import { HoldCommits } from "./hold-commits";
+import { PriceBook } from "./price-book";
 import type { OrderMethods, OrdersMethods, OrdersSettings, OrdersThis, OrdersVars, Outcome } from "./orders.types";
 import { SettleMixin } from "./settle.mixin";
 
@@ -98,16 +100,25 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 				const card = ctx.params.payment.card;
 				if (!isValidCardNumber(card)) throw validationError("payment.card", "The card number must be 12 to 19 digits and pass the Luhn check", "card");
 
-				const earlier = key ? await this.store.findByIdempotencyKey(user.id, key) : undefined;
-				if (earlier) return toPublicOrder(await this.replay(ctx, earlier));
-
 				const lines = mergeLines(ctx.params.items);
-				const products = await ctx.call<ProductPrice[], GetManyParams>(
-					"inventory.getMany",
-					{ ids: lines.map(line => line.productId) },
-					{ timeout: this.settings.stepTimeoutMs }
-				);
-				const { items, missing } = priceLines(lines, products);
+				// Products this node has seen are written with the prices it saw (the reservation corrects
+				// them: price-book.ts); others are asked for, while a key is looked up (a replay drops them).
+				const known = this.priceBook.pricesOf(lines);
+				const [earlier, prices] = await Promise.all([
+					key ? this.store.findByIdempotencyKey(user.id, key) : undefined,
+					known
+						? { products: known }
+						: ctx
+								.call<ProductPrice[], GetManyParams>("inventory.getMany", { ids: lines.map(line => line.productId) }, { timeout: this.settings.stepTimeoutMs })
+								.then(
+									products => ({ products }),
+									(error: unknown) => ({ error })
+								)
+				]);
+				if (earlier) return toPublicOrder(await this.replay(ctx, earlier));
+				if ("error" in prices) throw prices.error;
+				if (!known) this.priceBook.remember(prices.products);
+				const { items, missing } = priceLines(lines, prices.products);
 				if (missing.length > 0) throw notFound(missing.length === 1 ? "Product" : "Products", { productIds: missing });
 
 				const now = new Date().toISOString();
@@ -134,6 +145,7 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 						if (!winner) throw new Error(`Order ${order.id} was refused by the database without an Idempotency-Key clash`);
 						return toPublicOrder(await this.replay(ctx, winner));
 					}
+					if (known) this.priceBook.written(order.id);
 					return toPublicOrder(await this.answer(ctx, await this.advance(ctx, order, card), card));
 				} finally {
 					done();
@@ -244,6 +256,16 @@ const OrdersService: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = 
 
 	created() {
 		this.inFlight = new InFlightOrders();
+		this.priceBook = new PriceBook();
+		this.holdCommits = new HoldCommits(
+			orderIds => this.broker.call<unknown, CommitManyParams>("inventory.commitMany", { orderIds }, { timeout: this.settings.stepTimeoutMs, retries: 1 }),
+			this.logger
+		);
+	},
+
+	/** What is waiting to be marked sold goes now (a node that stops does not wait for the interval). */
+	async stopped() {
+		await this.holdCommits.stop();
 	}
 };
 

@@ -184,6 +184,17 @@ export class OrdersStore {
 		return changed === 1;
 	}
 
+	/**
+	 * A pending order's lines and total as its reservation priced them (see price-book.ts); false
+	 * when it is no longer pending. Its updatedAt stays: the prices are those of its creation.
+	 */
+	async reprice(orderId: string, items: OrderItem[], total: number): Promise<boolean> {
+		const changed = await this.db.write(sql =>
+			sql.run("UPDATE orders SET items = $1, total = $2 WHERE id = $3 AND status = 'pending'", [JSON.stringify(items), total, orderId])
+		);
+		return changed === 1;
+	}
+
 	/** Bookkeeping only: the client's order does not change (nor its updatedAt). */
 	async recordFirstResponse(orderId: string, status: number): Promise<void> {
 		await this.db.write(sql => sql.run("UPDATE orders SET first_response = $1 WHERE id = $2 AND first_response IS NULL", [status, orderId]));

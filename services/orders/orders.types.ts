@@ -1,10 +1,12 @@
 /** The orders service's `this`, shared by the service and its two mixins (the saga and the settle loop). */
 import type { Context, Errors, Service } from "moleculer";
-import type { CancelReason, Payment, ShopMeta } from "../../lib/types";
+import type { CancelReason, OrderItem, Payment, ShopMeta } from "../../lib/types";
 import type { CaptureParams } from "../payments/payments.service";
 import type { DbSettings, DbVars } from "../../mixins/db.mixin";
 import type { InFlightOrders } from "./in-flight";
 import type { OrdersStore, StoredOrder } from "./orders.store";
+import type { HoldCommits } from "./hold-commits";
+import type { PriceBook } from "./price-book";
 
 export interface OrdersSettings extends DbSettings {
 	rest: string;
@@ -36,6 +38,8 @@ export interface SagaMethods {
 	compensate(ctx: Context, order: StoredOrder, reason: CancelReason): Promise<Outcome>;
 	finish(order: StoredOrder, status: "confirmed" | "cancelled", reason: CancelReason | null): Promise<StoredOrder>;
 	reload(order: StoredOrder): Promise<StoredOrder>;
+	reprice(order: StoredOrder, items: OrderItem[]): Promise<StoredOrder>;
+	currentPrices(ctx: Context, order: StoredOrder): Promise<OrderItem[]>;
 }
 
 /** The settle loop and card retries (settle.mixin.ts). */
@@ -55,6 +59,10 @@ export interface OrderMethods {
 export interface OrdersVars extends DbVars<OrdersStore> {
 	/** Orders being created by a request in this process right now. */
 	inFlight: InFlightOrders;
+	/** The prices this node last saw, for writing a new order before its reservation prices it. */
+	priceBook: PriceBook;
+	/** Confirmed orders whose holds are still to be marked sold, sent to inventory in batches. */
+	holdCommits: HoldCommits;
 }
 
 export type OrdersMethods = SagaMethods & SettleMethods & OrderMethods;

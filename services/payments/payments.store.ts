@@ -54,16 +54,21 @@ export class PaymentsStore {
 	 * (the new one, or the first one on a retry), or undefined when the order was voided.
 	 */
 	capture(payment: NewPayment): Promise<Payment | undefined> {
-		return this.db.transaction(async sql => {
-			await this.db.lock(sql, `payment:${payment.orderId}`);
-			const voided = await sql.one("SELECT order_id FROM voided_orders WHERE order_id = $1", [payment.orderId]);
-			if (voided) return undefined;
+		// Against a void of the same order (resolve, refund) in another transaction on PostgreSQL.
+		return this.db.writeLocked(`payment:${payment.orderId}`, async sql => {
 			const now = new Date().toISOString();
-			await sql.run(
+			// One statement on the usual path: a new payment, unless the order was voided or has one. (The
+			// casts type the bound values for PostgreSQL, which cannot infer them in a SELECT list.)
+			const added = await sql.one<PaymentRow>(
 				`INSERT INTO payments (id, order_id, user_id, amount, status, card_last4, created_at, updated_at)
-				 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (order_id) DO NOTHING`,
+				 SELECT CAST($1 AS VARCHAR(36)), CAST($2 AS VARCHAR(36)), CAST($3 AS VARCHAR(36)), CAST($4 AS BIGINT), CAST($5 AS VARCHAR(16)),
+				        CAST($6 AS VARCHAR(4)), CAST($7 AS VARCHAR(30)), CAST($7 AS VARCHAR(30))
+				 WHERE NOT EXISTS (SELECT 1 FROM voided_orders WHERE order_id = $2)
+				 ON CONFLICT (order_id) DO NOTHING RETURNING *`,
 				[payment.id, payment.orderId, payment.userId, payment.amount, payment.status, payment.cardLast4, now]
 			);
+			if (added) return toPayment(added);
+			// A retry (the first one's payment), or voided (none).
 			return this.find(sql, payment.orderId);
 		});
 	}

@@ -250,6 +250,95 @@ describe("SqliteDatabase", () => {
 		expect(await keys(other)).toEqual(["before", "t-ok-1", "t-ok-2", "w1", "w2"]);
 	});
 
+	it("a batch sends one transaction-control trip per transaction, plus the COMMIT: each SAVEPOINT goes with the BEGIN or the RELEASE before it, the last RELEASE with the COMMIT; a failed one is still undone alone", async () => {
+		const url = newFileUrl();
+		const db = await open(url);
+		await createTable(db);
+		const execs: string[] = [];
+		const exec = sqlite3.Database.prototype.exec;
+		jest.spyOn(sqlite3.Database.prototype, "exec").mockImplementation(function (
+			this: sqlite3.Database,
+			statement: string,
+			callback?: (err: Error | null) => void
+		) {
+			execs.push(statement);
+			return exec.call(this, statement, callback);
+		});
+		const insert = (k: string) => (sql: Parameters<Parameters<Database["write"]>[0]>[0]) => sql.run("INSERT INTO things (k) VALUES ($1)", [k]);
+		const both = (a: string, b: string) => async (sql: Parameters<Parameters<Database["write"]>[0]>[0]) => {
+			await insert(a)(sql);
+			await insert(b)(sql);
+		};
+
+		// The first write starts a batch at once (once the queue is idle); the rest queue behind it and share the next one.
+		await sleep(20);
+		const first = db.write(insert("starter"));
+		const jobs = [
+			db.transaction(both("t1-a", "t1-b")),
+			// Runs inside t1's savepoint, whose RELEASE waits for the next trip: it is kept all the same.
+			db.write(insert("w1")),
+			db.transaction(async sql => {
+				await both("t-fail-a", "t-fail-b")(sql);
+				throw new Error("changed my mind");
+			}),
+			db.write(insert("w2")),
+			db.transaction(both("t2-a", "t2-b"))
+		];
+		await first;
+		const outcomes = await Promise.allSettled(jobs);
+
+		expect(outcomes.map(outcome => outcome.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled", "fulfilled"]);
+		expect(execs).toEqual([
+			// The starter's batch.
+			"BEGIN IMMEDIATE",
+			"COMMIT",
+			"BEGIN IMMEDIATE; SAVEPOINT job",
+			"RELEASE job; SAVEPOINT job",
+			"ROLLBACK TO job; RELEASE job",
+			"SAVEPOINT job",
+			"RELEASE job; COMMIT"
+		]);
+		const other = await open(url);
+		expect((await other.all<{ k: string }>("SELECT k FROM things ORDER BY k")).map(row => row.k)).toEqual([
+			"starter",
+			"t1-a",
+			"t1-b",
+			"t2-a",
+			"t2-b",
+			"w1",
+			"w2"
+		]);
+	});
+
+	it("writeLocked runs without a savepoint, and one that fails after a statement of its own succeeded keeps nothing while its batch commits", async () => {
+		const db = await open();
+		await createTable(db);
+		const execs: string[] = [];
+		const exec = sqlite3.Database.prototype.exec;
+		jest.spyOn(sqlite3.Database.prototype, "exec").mockImplementation(function (
+			this: sqlite3.Database,
+			statement: string,
+			callback?: (err: Error | null) => void
+		) {
+			execs.push(statement);
+			return exec.call(this, statement, callback);
+		});
+		const first = db.write(sql => sql.run("INSERT INTO things (k) VALUES ('starter')"));
+		const jobs = [
+			db.writeLocked("key", sql => sql.run("INSERT INTO things (k) VALUES ('locked-ok')")),
+			db.writeLocked("key", async sql => {
+				await sql.run("INSERT INTO things (k) VALUES ('locked-half')");
+				await sql.run("INSERT INTO things (k) VALUES ('starter')"); // a clash
+			}),
+			db.write(sql => sql.run("INSERT INTO things (k) VALUES ('after')"))
+		];
+		await first;
+		const outcomes = await Promise.allSettled(jobs);
+		expect(outcomes.map(outcome => outcome.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+		expect(execs.some(statement => /SAVEPOINT/.test(statement))).toBe(false);
+		expect((await db.all<{ k: string }>("SELECT k FROM things ORDER BY k")).map(row => row.k)).toEqual(["after", "locked-ok", "starter"]);
+	});
+
 	describe("exactly once: a job is told success exactly when its writes are committed", () => {
 		type Work = Parameters<Database["write"]>[0];
 		const insert =
@@ -501,6 +590,7 @@ describe("InventoryStore.reserve", () => {
 		await product("p-c", 5);
 		await product("p-d", 0);
 		const stocks = async () => (await db.all<{ id: string; stock: number }>("SELECT id, stock FROM products ORDER BY id")).map(row => [row.id, row.stock]);
+		const priced = (id: string, quantity: number) => ({ productId: id, sku: `SKU-${id}`, name: id, quantity, unitPrice: 100 });
 		const before = await stocks();
 
 		// Lines out of id order: the ones that fit come first and last.
@@ -530,8 +620,11 @@ describe("InventoryStore.reserve", () => {
 				{ productId: "p-a", quantity: 10 },
 				{ productId: "p-b", quantity: 1 }
 			])
-		).resolves.toEqual({ status: "held" });
-		await expect(store.reserve("order-short", [{ productId: "p-a", quantity: 10 }])).resolves.toEqual({ status: "held" });
+		).resolves.toEqual({ status: "held", items: [priced("p-a", 10), priced("p-b", 1)] });
+		await expect(store.reserve("order-short", [{ productId: "p-a", quantity: 10 }])).resolves.toEqual({
+			status: "held",
+			items: [priced("p-a", 10), priced("p-b", 1)]
+		});
 		expect(await stocks()).toEqual([
 			["p-a", 0],
 			["p-b", 0],

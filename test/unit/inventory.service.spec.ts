@@ -187,10 +187,31 @@ describe("inventory service", () => {
 	});
 
 	describe("reserve, commit, release", () => {
-		it("takes the units out of stock and answers held", async () => {
+		it("takes the units out of stock and answers held, with the lines priced as they were taken", async () => {
 			const p = await product(5);
-			await expect(reserve("order-basic", [{ productId: p.id, quantity: 3 }])).resolves.toEqual({ orderId: "order-basic", status: "held" });
+			const item = { productId: p.id, sku: p.sku, name: p.name, quantity: 3, unitPrice: p.price };
+			await expect(reserve("order-basic", [{ productId: p.id, quantity: 3 }])).resolves.toEqual({ orderId: "order-basic", status: "held", items: [item] });
 			expect(await stockOf(p.id)).toBe(2);
+		});
+
+		it("answers the lines of a several-line order in its own order, priced as taken, and the same again to a second reserve after a price change", async () => {
+			const a = await product(5);
+			const b = await product(5);
+			// Out of id order on purpose: the stock is taken in id order, the answer keeps the order's.
+			const [first, second] = a.id < b.id ? [b, a] : [a, b];
+			const lines = [
+				{ productId: first.id, quantity: 2 },
+				{ productId: second.id, quantity: 1 }
+			];
+			const items = [
+				{ productId: first.id, sku: first.sku, name: first.name, quantity: 2, unitPrice: first.price },
+				{ productId: second.id, sku: second.sku, name: second.name, quantity: 1, unitPrice: second.price }
+			];
+			await expect(reserve("order-priced", lines)).resolves.toEqual({ orderId: "order-priced", status: "held", items });
+			await broker.call("inventory.update", { id: first.id, price: first.price + 1 }, { meta: metaOf(admin) });
+			await expect(reserve("order-priced", lines)).resolves.toEqual({ orderId: "order-priced", status: "held", items });
+			expect(await stockOf(first.id)).toBe(3);
+			expect(await stockOf(second.id)).toBe(4);
 		});
 
 		it("is all or nothing: one short line fails OUT_OF_STOCK naming it, and the other line keeps its stock", async () => {
@@ -222,7 +243,11 @@ describe("inventory service", () => {
 		it("is idempotent per order id: a second reserve takes nothing more", async () => {
 			const p = await product(10);
 			await reserve("order-twice", [{ productId: p.id, quantity: 3 }]);
-			await expect(reserve("order-twice", [{ productId: p.id, quantity: 3 }])).resolves.toEqual({ orderId: "order-twice", status: "held" });
+			await expect(reserve("order-twice", [{ productId: p.id, quantity: 3 }])).resolves.toEqual({
+				orderId: "order-twice",
+				status: "held",
+				items: [{ productId: p.id, sku: p.sku, name: p.name, quantity: 3, unitPrice: p.price }]
+			});
 			expect(await stockOf(p.id)).toBe(7);
 		});
 
@@ -235,6 +260,22 @@ describe("inventory service", () => {
 			await expect(release("order-release")).resolves.toEqual({ orderId: "order-release", status: "released" });
 			await Promise.all([release("order-release"), release("order-release")]);
 			expect(await stockOf(p.id)).toBe(10);
+		});
+
+		it("commitMany marks the held holds of many orders committed in one call, and leaves released and unknown ones as they are", async () => {
+			const p = await product(10);
+			await reserve("order-many-1", [{ productId: p.id, quantity: 1 }]);
+			await reserve("order-many-2", [{ productId: p.id, quantity: 2 }]);
+			await reserve("order-many-3", [{ productId: p.id, quantity: 3 }]);
+			await release("order-many-3");
+			const orderIds = ["order-many-1", "order-many-2", "order-many-3", "order-many-1", "order-many-unknown"];
+			await expect(broker.call("inventory.commitMany", { orderIds })).resolves.toEqual({ committed: 2 });
+			expect((await holdOf("order-many-1"))!.status).toBe("committed");
+			expect((await holdOf("order-many-2"))!.status).toBe("committed");
+			expect((await holdOf("order-many-3"))!.status).toBe("released");
+			expect(await holdOf("order-many-unknown")).toBeUndefined();
+			expect(await stockOf(p.id)).toBe(7);
+			await expect(broker.call("inventory.commitMany", { orderIds })).resolves.toEqual({ committed: 0 });
 		});
 
 		it("a released order cannot reserve again (INVALID_STATE), and takes nothing", async () => {

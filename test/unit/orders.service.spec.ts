@@ -27,6 +27,10 @@ interface Faults {
 	captureAfter?: Hook;
 	refund?: Hook;
 	resolve?: Hook;
+	/** inventory.reserve answers as an earlier version did: no prices. */
+	unpricedReserves?: boolean;
+	/** Before inventory's commitMany. */
+	commitMany?: (ctx: Context<{ orderIds: string[] }>) => void | Promise<void>;
 }
 
 interface ShopModules {
@@ -40,6 +44,8 @@ interface Shop {
 	broker: ServiceBroker;
 	faults: Faults;
 	events: Array<{ event: string; order: Order }>;
+	/** The product ids the orders service asked inventory.getMany for, in order. */
+	pricesAskedFor: string[];
 	/** A service's database, for the test to plant or inspect rows. */
 	db(service: "orders" | "inventory" | "payments"): Database;
 	ordersStore(): OrdersStore;
@@ -50,8 +56,24 @@ function buildShop(mod: ShopModules, nodeID: string, dir?: string): Shop {
 	const broker = new mod.ServiceBroker({ nodeID, logger: false, transporter: null, cacher: "Memory" });
 	const faults: Faults = {};
 	const events: Shop["events"] = [];
+	const pricesAskedFor: string[] = [];
 	const settings = unitSettings(dir);
-	broker.createService({ name: "inventory", mixins: [mod.InventoryService], settings: settings.inventory } as ServiceSchema);
+	broker.createService({
+		name: "inventory",
+		mixins: [mod.InventoryService],
+		settings: settings.inventory,
+		hooks: {
+			before: {
+				commitMany: async (ctx: Context<{ orderIds: string[] }>) => faults.commitMany?.(ctx),
+				getMany: (ctx: Context<{ ids: string[] }>) => void pricesAskedFor.push(...ctx.params.ids)
+			},
+			after: {
+				// An inventory node of an earlier version answers a reservation without its prices.
+				reserve: (_ctx: Context, answer: { orderId: string; status: string; items?: unknown }) =>
+					faults.unpricedReserves ? { orderId: answer.orderId, status: answer.status } : answer
+			}
+		}
+	} as ServiceSchema);
 	broker.createService({
 		name: "payments",
 		mixins: [mod.PaymentsService],
@@ -91,6 +113,7 @@ function buildShop(mod: ShopModules, nodeID: string, dir?: string): Shop {
 		broker,
 		faults,
 		events,
+		pricesAskedFor,
 		db: service => dbOf(broker.getLocalService(service)),
 		ordersStore: () => storeOf<OrdersStore>(broker.getLocalService("orders"))
 	};
@@ -212,7 +235,7 @@ describe("orders service", () => {
 			expect(Object.keys(order).sort()).toEqual(["cancelReason", "createdAt", "currency", "id", "items", "status", "total", "updatedAt", "userId"]);
 			expect(await client.stockOf(mug.id)).toBe(8);
 			expect(await client.stockOf(tee.id)).toBe(4);
-			expect(await client.holdStatus(order.id)).toBe("committed");
+			await waitFor(async () => (await client.holdStatus(order.id)) === "committed", 3000, "the hold to be marked sold");
 			const payments = await client.payments(order.id);
 			expect(payments).toHaveLength(1);
 			expect(payments[0]).toMatchObject({ orderId: order.id, amount: order.total, status: "captured", cardLast4: "4242" });
@@ -369,7 +392,7 @@ describe("orders service", () => {
 			await sleep(500); // a few more settle passes: nothing may happen twice
 			expect(confirmedEvents(order.id)).toBe(1);
 			expect(await client.stockOf(p.id)).toBe(4);
-			expect(await client.holdStatus(order.id)).toBe("committed");
+			await waitFor(async () => (await client.holdStatus(order.id)) === "committed", 3000, "the hold to be marked sold");
 			const payments = await client.payments(order.id);
 			expect(payments.map(payment => [payment.status, payment.amount])).toEqual([["captured", 1400]]);
 		});
@@ -503,6 +526,100 @@ describe("orders service", () => {
 			expect(fromBob.order!.id).not.toBe(fromAlice.order!.id);
 			expect(fromBob.order!.userId).toBe(bob.id);
 			expect(await client.stockOf(p.id)).toBe(8);
+		});
+	});
+
+	describe("prices", () => {
+		it("a product seen before needs no price look-up, and a price or name changed since is what the order is charged and shows", async () => {
+			const p = await product(10, 500);
+			const first = await client.create([{ productId: p.id, quantity: 1 }]);
+			expect(first.order).toMatchObject({ status: "confirmed", total: 500 });
+			expect(shop.pricesAskedFor.filter(id => id === p.id)).toHaveLength(1);
+
+			const second = await client.create([{ productId: p.id, quantity: 2 }]);
+			expect(second.order).toMatchObject({ status: "confirmed", total: 1000 });
+			// Written with the price seen before: no second look-up.
+			expect(shop.pricesAskedFor.filter(id => id === p.id)).toHaveLength(1);
+
+			await shop.broker.call("inventory.update", { id: p.id, price: 750, name: "Renamed" }, { meta: metaOf(admin) });
+			const third = await client.create([{ productId: p.id, quantity: 2 }]);
+			expect(third.status).toBe(201);
+			expect(third.order).toMatchObject({ status: "confirmed", total: 1500 });
+			expect(third.order!.items).toEqual([{ productId: p.id, sku: p.sku, name: "Renamed", quantity: 2, unitPrice: 750 }]);
+			await expect(client.get(third.order!.id)).resolves.toEqual(third.order);
+			expect((await client.payments(third.order!.id)).map(payment => [payment.status, payment.amount])).toEqual([["captured", 1500]]);
+			expect(shop.pricesAskedFor.filter(id => id === p.id)).toHaveLength(1);
+		});
+
+		it("with an inventory of an earlier version (reservations answer no prices), an order written from the book is checked against the catalogue, and the book is not used while it lasts", async () => {
+			const p = await product(10, 500);
+			await client.create([{ productId: p.id, quantity: 1 }]);
+			await shop.broker.call("inventory.update", { id: p.id, price: 650 }, { meta: metaOf(admin) });
+			faults.unpricedReserves = true;
+			const asked = shop.pricesAskedFor.length;
+
+			const checked = await client.create([{ productId: p.id, quantity: 2 }]);
+			expect(checked.status).toBe(201);
+			expect(checked.order).toMatchObject({ status: "confirmed", total: 1300 });
+			expect((await client.payments(checked.order!.id)).map(payment => payment.amount)).toEqual([1300]);
+			// Written from the book, then checked.
+			expect(shop.pricesAskedFor.slice(asked)).toEqual([p.id]);
+
+			// The book is out of use: the next order asks first.
+			const next = await client.create([{ productId: p.id, quantity: 1 }]);
+			expect(next.order).toMatchObject({ status: "confirmed", total: 650 });
+			expect(shop.pricesAskedFor.slice(asked)).toEqual([p.id, p.id]);
+
+			// Priced reservations again: the book is used again.
+			delete faults.unpricedReserves;
+			await client.create([{ productId: p.id, quantity: 1 }]);
+			await client.create([{ productId: p.id, quantity: 1 }]);
+			expect(shop.pricesAskedFor.slice(asked)).toEqual([p.id, p.id, p.id]);
+		});
+
+		it("a several-line order with one product not seen yet asks for the prices of its lines", async () => {
+			const seen = await product(10, 300);
+			await client.create([{ productId: seen.id, quantity: 1 }]);
+			const fresh = await product(10, 400);
+			const asked = shop.pricesAskedFor.length;
+			const answer = await client.create([
+				{ productId: seen.id, quantity: 1 },
+				{ productId: fresh.id, quantity: 2 }
+			]);
+			expect(answer.order).toMatchObject({ status: "confirmed", total: 300 + 800 });
+			expect(shop.pricesAskedFor.slice(asked)).toEqual([seen.id, fresh.id]);
+		});
+	});
+
+	describe("stock commit", () => {
+		it("follows the confirmation, many orders in one call: held holds become committed, a failed call is tried again, and neither delays the 201", async () => {
+			const p = await product(10, 900);
+			const calls: string[][] = [];
+			let failing = true;
+			faults.commitMany = ctx => {
+				calls.push(ctx.params.orderIds);
+				if (failing) throw unavailableError(ctx);
+			};
+			const answers = await Promise.all([1, 2, 3].map(() => client.create([{ productId: p.id, quantity: 2 }])));
+			expect(answers.map(answer => answer.status)).toEqual([201, 201, 201]);
+			const ids = answers.map(answer => answer.order!.id);
+			expect(await client.stockOf(p.id)).toBe(4);
+			for (const id of ids) {
+				expect(await client.holdStatus(id)).toBe("held");
+				expect((await client.payments(id)).map(payment => [payment.status, payment.amount])).toEqual([["captured", 1800]]);
+			}
+			// One call for the three (with whatever else was waiting); it fails.
+			await waitFor(async () => calls.some(call => ids.every(id => call.includes(id))), 3000, "one commit call for the three");
+			expect(await Promise.all(ids.map(id => client.holdStatus(id)))).toEqual(["held", "held", "held"]);
+
+			// A hold still held is released by a cancel like a committed one.
+			await expect(client.cancel(ids[0])).resolves.toMatchObject({ status: "cancelled", cancelReason: "cancelled_by_user" });
+			expect(await client.stockOf(p.id)).toBe(6);
+
+			failing = false;
+			await waitFor(async () => (await client.holdStatus(ids[1])) === "committed" && (await client.holdStatus(ids[2])) === "committed", 5000, "the retry");
+			expect(await client.holdStatus(ids[0])).toBe("released");
+			expect(await client.stockOf(p.id)).toBe(6);
 		});
 	});
 
@@ -766,7 +883,7 @@ describe("orders service: crash recovery on the same database files", () => {
 			await expect(secondClient.get(paidId)).resolves.toMatchObject({ status: "confirmed", cancelReason: null });
 			await expect(secondClient.get(unpaidId)).resolves.toMatchObject({ status: "cancelled", cancelReason: "payment_failed" });
 			expect(await secondClient.stockOf(paidProduct.id)).toBe(3);
-			expect(await secondClient.holdStatus(paidId)).toBe("committed");
+			await waitFor(async () => (await secondClient.holdStatus(paidId)) === "committed", 3000, "the hold to be marked sold");
 			expect(await secondClient.stockOf(unpaidProduct.id)).toBe(5);
 			expect(await secondClient.holdStatus(unpaidId)).toBe("released");
 			expect((await secondClient.payments(paidId)).map(payment => payment.status)).toEqual(["captured"]);
