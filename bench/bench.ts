@@ -16,10 +16,10 @@
  * The table is printed and written as JSON to bench/results/.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
-import { ServiceBroker, type BrokerOptions, type Context } from "moleculer";
+import { ServiceBroker, type Context } from "moleculer";
 import projectOptions from "../moleculer.config";
 import { auditBooks } from "../test/support/books";
 import { seededRandom } from "../lib/prng";
@@ -30,6 +30,7 @@ import { DEFAULT_TRACING_SAMPLE_RATE } from "../lib/config";
 import { shopTracing } from "../lib/tracing";
 import { shopMiddlewares } from "../lib/broker-middlewares";
 import { callOverhead, DEFAULT_BROKER, formatCallOverhead, PROJECT, type CallOverhead } from "./call-overhead";
+import { median, round2, rssMb, scrapeCounters } from "./measure";
 import { zipfSampler } from "./zipf";
 
 // --- Options ------------------------------------------------------------------------------------
@@ -55,25 +56,7 @@ const SEED = 20261125;
 
 // --- Small helpers ------------------------------------------------------------------------------
 
-const median = (values: number[]) => {
-	const sorted = [...values].sort((a, b) => a - b);
-	const mid = Math.floor(sorted.length / 2);
-	return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const round2 = (value: number) => Math.round(value * 100) / 100;
 const progress = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-
-function rssMb(pid: number | undefined): number {
-	if (!pid) return NaN;
-	try {
-		const line = readFileSync(`/proc/${pid}/status`, "utf8")
-			.split("\n")
-			.find(l => l.startsWith("VmRSS:"));
-		return line ? Math.round(Number(line.split(/\s+/)[1]) / 1024) : NaN;
-	} catch {
-		return NaN;
-	}
-}
 
 // --- Load -------------------------------------------------------------------------------------
 
@@ -354,21 +337,6 @@ async function checkBooks(shop: Shop): Promise<BooksCheck> {
 
 // --- What the shops counted ----------------------------------------------------------------------
 
-/** Every sample of the Prometheus counters whose name ends with one of `suffixes`, summed per suffix over the shop's processes. */
-async function countersOf(shop: Shop, suffixes: string[]): Promise<Record<string, number>> {
-	const sums: Record<string, number> = Object.fromEntries(suffixes.map(suffix => [suffix, 0]));
-	for (const process of shop.processes) {
-		const text = await (await fetch(process.metricsUrl)).text().catch(() => "");
-		for (const line of text.split("\n")) {
-			if (line.startsWith("#")) continue;
-			const name = line.split(/[{ ]/, 1)[0];
-			const suffix = suffixes.find(candidate => name.endsWith(candidate));
-			if (suffix) sums[suffix] += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
-		}
-	}
-	return sums;
-}
-
 /** RSS of every process, every 5 s, for the whole run. */
 function sampleMemory(processes: Shop["processes"]): { samples: Record<string, number[]>; stop(): void } {
 	const samples: Record<string, number[]> = Object.fromEntries(processes.map(p => [p.name, [rssMb(p.pid)]]));
@@ -527,7 +495,16 @@ async function main() {
 
 		// Hits of the gateway's product cache (lib/product-cache.ts), misses there go on to inventory.get's cacher.
 		const hitCounters = ["shop_gateway_product_cache_hits", "shop_gateway_product_cache_misses", "moleculer_cacher_get_total", "moleculer_cacher_found_total"];
-		const countersBefore = { single: await countersOf(single, hitCounters), cluster: await countersOf(cluster, hitCounters) };
+		const countersBefore = {
+			single: await scrapeCounters(
+				single.processes.map(p => p.metricsUrl),
+				hitCounters
+			),
+			cluster: await scrapeCounters(
+				cluster.processes.map(p => p.metricsUrl),
+				hitCounters
+			)
+		};
 		const reads = await compare(
 			"GET /api/products/:id (Zipf)",
 			[
@@ -545,7 +522,10 @@ async function main() {
 			["single", single],
 			["cluster", cluster]
 		] as const) {
-			const after = await countersOf(shop, hitCounters);
+			const after = await scrapeCounters(
+				shop.processes.map(p => p.metricsUrl),
+				hitCounters
+			);
 			const delta = (counter: string) => after[counter] - countersBefore[name][counter];
 			const gatewayHits = delta("shop_gateway_product_cache_hits");
 			const gatewayReads = gatewayHits + delta("shop_gateway_product_cache_misses");

@@ -17,7 +17,6 @@
  * orders already in it (the sizes count them).
  */
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ServiceBroker } from "moleculer";
 import { openDatabase } from "../lib/db/database";
@@ -28,6 +27,7 @@ import { PaymentsStore } from "../services/payments/payments.store";
 import { auditBooks } from "../test/support/books";
 import { client, registerUser, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
 import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../lib/cards";
+import { cpuTicks, CLK_TCK } from "./measure";
 
 const ADMIN = { email: "admin@books.bench", password: "admin-password-books" };
 const PRODUCTS = 100;
@@ -38,12 +38,6 @@ type Api = ReturnType<typeof client>;
 function option(name: string, fallback: string): string {
 	const at = process.argv.indexOf(`--${name}`);
 	return at >= 0 && process.argv[at + 1] !== undefined ? process.argv[at + 1] : fallback;
-}
-
-/** CPU seconds the process has used (utime + stime, Linux). */
-function cpuSeconds(pid: number): number {
-	const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-	return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function ok(api: Api, url: string, token?: string) {
@@ -172,14 +166,14 @@ async function seedDirect(
 }
 
 async function timed<T>(shop: ShopProcess, work: () => Promise<T>): Promise<Timing<T>> {
-	const cpuBefore = cpuSeconds(shop.child.pid!);
+	const cpuBefore = cpuTicks(shop.child.pid) / CLK_TCK;
 	const clientBefore = process.cpuUsage();
 	const started = process.hrtime.bigint();
 	const result = await work();
 	const client = process.cpuUsage(clientBefore);
 	return {
 		seconds: Number(process.hrtime.bigint() - started) / 1e9,
-		cpu: cpuSeconds(shop.child.pid!) - cpuBefore,
+		cpu: cpuTicks(shop.child.pid) / CLK_TCK - cpuBefore,
 		clientCpu: (client.user + client.system) / 1e6,
 		result
 	};

@@ -27,6 +27,7 @@
 import { ServiceBroker, type BrokerOptions, type Context, type Middleware } from "moleculer";
 import projectOptions from "../moleculer.config";
 import { shopTracing } from "../lib/tracing";
+import { median, round2 } from "./measure";
 
 type MiddlewareEntry = NonNullable<BrokerOptions["middlewares"]>[number];
 
@@ -55,13 +56,6 @@ export interface CallOverhead {
 export const DIRECT = "direct function call";
 export const DEFAULT_BROKER = "default ServiceBroker";
 export const PROJECT = "the project's broker";
-
-const median = (values: number[]) => {
-	const sorted = [...values].sort((a, b) => a - b);
-	const mid = Math.floor(sorted.length / 2);
-	return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const round2 = (value: number) => Math.round(value * 100) / 100;
 
 const echo = async (params: { n: number }) => params.n;
 const schema = {

@@ -19,6 +19,7 @@ import { APPROVED_TEST_CARD } from "../lib/cards";
 import { seededRandom } from "../lib/prng";
 import { startNats, type NatsServer } from "../test/support/nats";
 import { client, freePort, registerUser, ROOT, tempDataDir } from "../test/support/shop";
+import { CLK_TCK, cpuTicks, median } from "./measure";
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -48,14 +49,8 @@ const CONNECTIONS = 32;
 const PRODUCTS = 100;
 const SEED = 20261125;
 const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
-const CLK_TCK = 100;
 
 const log = (message: string) => process.stderr.write(`[orders-path ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-const median = (values: number[]) => {
-	const sorted = [...values].sort((a, b) => a - b);
-	const mid = Math.floor(sorted.length / 2);
-	return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 interface Node {
 	pid: number;
@@ -161,12 +156,6 @@ async function startSide(name: string, root: string, profDir: string, extraEnv: 
 	const buyers = await Promise.all(Array.from({ length: CONNECTIONS }, () => registerUser(baseUrl, "bench").then(user => user.token)));
 	log(`${name}: ${nodes.length} process(es) up from ${root}`);
 	return { name, baseUrl, nodes, nats: natsServer, buyers, productIds };
-}
-
-function cpuTicks(pid: number): number {
-	const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-	// After "pid (comm) ": state is field 3, utime field 14, stime field 15.
-	return Number(fields[11]) + Number(fields[12]);
 }
 
 /**

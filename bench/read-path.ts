@@ -21,6 +21,7 @@ import { seededRandom } from "../lib/prng";
 import { startNats, type NatsServer } from "../test/support/nats";
 import { client, freePort, ROOT, tempDataDir } from "../test/support/shop";
 import { zipfSampler } from "./zipf";
+import { CLK_TCK, cpuTicks, median, round2, scrapeCounters } from "./measure";
 
 export { zipfSampler };
 
@@ -41,15 +42,8 @@ const PROFILE_OLD = PROFILE && option("--profile", "") === "old";
 const SEED = 20261125;
 const ZIPF_S = 1;
 const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
-const CLK_TCK = 100;
 
 const progress = (message: string) => process.stderr.write(`[read-path ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-const median = (values: number[]) => {
-	const sorted = [...values].sort((a, b) => a - b);
-	const mid = Math.floor(sorted.length / 2);
-	return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const round2 = (value: number) => Math.round(value * 100) / 100;
 
 // --- Processes -----------------------------------------------------------------------------------
 
@@ -121,32 +115,6 @@ async function startNode(
 		}
 	}
 	return node;
-}
-
-function cpuTicks(pid: number | undefined): number {
-	if (!pid) return 0;
-	try {
-		const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-		// After "(comm) ": state is field 3 of stat, utime 14 and stime 15, i.e. indexes 11 and 12 here.
-		return Number(fields[11]) + Number(fields[12]);
-	} catch {
-		return 0;
-	}
-}
-
-/** Sums every sample of the named Prometheus metrics. */
-async function scrape(nodes: Node[], names: string[]): Promise<Record<string, number>> {
-	const sums: Record<string, number> = Object.fromEntries(names.map(name => [name, 0]));
-	for (const node of nodes) {
-		const text = await fetch(node.metricsUrl)
-			.then(res => res.text())
-			.catch(() => "");
-		for (const line of text.split("\n")) {
-			const name = line.split(/[{ ]/, 1)[0];
-			if (name in sums) sums[name] += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
-		}
-	}
-	return sums;
 }
 
 const METRICS = ["shop_gateway_product_cache_hits", "shop_gateway_product_cache_misses", "moleculer_cacher_get_total", "moleculer_cacher_found_total"];
@@ -379,7 +347,14 @@ async function compareAll(newSingle: Side, started: Side[], natsServers: NatsSer
 	for (const side of sides) await load(side, 2, SEED);
 	const before = new Map<Side, Record<string, number>>();
 	await new Promise(resolve => setTimeout(resolve, 1100));
-	for (const side of sides) before.set(side, await scrape(side.nodes.slice(0, 2), METRICS));
+	for (const side of sides)
+		before.set(
+			side,
+			await scrapeCounters(
+				side.nodes.slice(0, 2).map(node => node.metricsUrl),
+				METRICS
+			)
+		);
 	const rounds = new Map<Side, Round[]>(sides.map(side => [side, []]));
 	for (let round = 1; round <= ROUNDS; round++) {
 		for (const side of sides) {
@@ -418,7 +393,10 @@ async function compareAll(newSingle: Side, started: Side[], natsServers: NatsSer
 		lines.push(`new NATS / bare: ${ratio(newN, bare)}`);
 	}
 	for (const side of sides.slice(1)) {
-		const after = await scrape(side.nodes.slice(0, 2), METRICS);
+		const after = await scrapeCounters(
+			side.nodes.slice(0, 2).map(node => node.metricsUrl),
+			METRICS
+		);
 		const delta = (name: string) => after[name] - before.get(side)![name];
 		const hits = delta("shop_gateway_product_cache_hits");
 		const misses = delta("shop_gateway_product_cache_misses");
