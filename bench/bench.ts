@@ -15,7 +15,6 @@
  *
  * The table is printed and written as JSON to bench/results/.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
@@ -24,13 +23,14 @@ import projectOptions from "../moleculer.config";
 import { auditBooks } from "../test/support/books";
 import { seededRandom } from "../lib/prng";
 import { startBus } from "../test/support/bus";
-import { client, freePort, registerUser, ROOT, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
+import { registerUser, ROOT, startShop, type ShopProcess } from "../test/support/shop";
 import { APPROVED_TEST_CARD } from "../lib/cards";
 import { DEFAULT_TRACING_SAMPLE_RATE } from "../lib/config";
 import { shopTracing } from "../lib/tracing";
 import { shopMiddlewares } from "../lib/broker-middlewares";
 import { callOverhead, DEFAULT_BROKER, formatCallOverhead, PROJECT, type CallOverhead } from "./call-overhead";
 import { median, round2, rssMb, scrapeCounters } from "./measure";
+import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, SEEDED_STOCK, seedProducts, startBare } from "./setup";
 import { zipfSampler } from "./zipf";
 
 // --- Options ------------------------------------------------------------------------------------
@@ -51,8 +51,6 @@ const defaults = quick
 		? { rounds: 3, seconds: 8, warmupSeconds: 2, products: 200, connections: 32 }
 		: { rounds: 5, seconds: 10, warmupSeconds: 3, products: 1000, connections: 32 };
 const settings = { ...defaults, rounds: numberOption("--rounds") ?? defaults.rounds, seconds: numberOption("--seconds") ?? defaults.seconds };
-const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
-const SEED = 20261125;
 
 // --- Small helpers ------------------------------------------------------------------------------
 
@@ -162,8 +160,6 @@ interface Shop {
 	stop(): Promise<void>;
 }
 
-const commonEnv = { SEED_DEMO: "false", ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_RATE_LIMIT: "1000000", LOG_LEVEL: "warn" };
-
 /** `settings.products` products (fixed seed) with ample stock, and one token per load connection. */
 async function prepare(
 	name: string,
@@ -171,39 +167,13 @@ async function prepare(
 	processes: ShopProcess[],
 	stop: () => Promise<void>,
 	nodeNames: string[],
-	admin: { email: string; password: string } = ADMIN
+	admin = BENCH_ADMIN
 ): Promise<Shop> {
-	const api = client(baseUrl);
-	const login = await api.post("/api/users/login", admin);
-	if (login.status !== 200) throw new Error(`${name}: admin login failed: ${JSON.stringify(login.body)}`);
-	const adminToken = login.body.token as string;
-	const next = seededRandom(SEED);
-	const productIds: string[] = [];
+	const adminToken = await benchAdminToken(baseUrl, admin);
 	progress(`${name}: seeding ${settings.products} products`);
-	for (let start = 0; start < settings.products; start += 25) {
-		const batch = Array.from({ length: Math.min(25, settings.products - start) }, (_, i) => start + i);
-		const created = await Promise.all(
-			batch.map(i =>
-				api.post(
-					"/api/products",
-					{
-						sku: `BENCH-${i}`,
-						name: `Bench product ${i}`,
-						description: `Seeded product number ${i}`,
-						price: 100 + Math.floor(next() * 10_000),
-						stock: 100_000_000
-					},
-					{ token: adminToken }
-				)
-			)
-		);
-		for (const res of created) {
-			if (res.status !== 201) throw new Error(`${name}: seeding failed: ${res.status} ${JSON.stringify(res.body)}`);
-			productIds.push(res.body.id);
-		}
-	}
+	const productIds = await seedProducts(baseUrl, adminToken, settings.products);
 	const buyers = await Promise.all(Array.from({ length: settings.connections }, () => registerUser(baseUrl, "bench").then(user => user.token)));
-	const initialStock = new Map(productIds.map(id => [id, 100_000_000]));
+	const initialStock = new Map(productIds.map(id => [id, SEEDED_STOCK]));
 	return {
 		name,
 		baseUrl,
@@ -220,7 +190,7 @@ async function prepare(
 async function startSingle(metrics = true): Promise<Shop> {
 	const name = metrics ? "single" : "single, no metrics";
 	progress(`starting the shop in one process${metrics ? "" : ", metrics off"}`);
-	const shop = await startShop({ env: { ...commonEnv, ...(metrics ? {} : { METRICS_PORT: "0" }) } });
+	const shop = await startShop({ env: { ...BENCH_ENV, ...(metrics ? {} : { METRICS_PORT: "0" }) } });
 	return prepare(name, shop.baseUrl, [shop], async () => void (await shop.stop()), [metrics ? "shop" : "shop (no metrics)"]);
 }
 
@@ -239,20 +209,6 @@ async function startCluster(): Promise<Shop> {
 	return prepare("cluster", gateway.baseUrl, [gateway, ...backends], () => bus.stop(), [...roles], bus.admin);
 }
 
-async function startBare(routes: Record<string, string>): Promise<{ url: string; pid: number | undefined; stop(): void }> {
-	const port = await freePort();
-	const routesFile = path.join(tempDataDir("shop-bench-bare-"), "routes.json");
-	writeFileSync(routesFile, JSON.stringify(routes));
-	const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, "dist/bench/bare-server.js"), String(port), routesFile], {
-		stdio: ["ignore", "pipe", "inherit"]
-	});
-	await new Promise<void>((resolve, reject) => {
-		child.stdout!.once("data", () => resolve());
-		child.once("exit", code => reject(new Error(`bare server exited with ${code}`)));
-	});
-	return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => void child.kill() };
-}
-
 // --- Scenarios ------------------------------------------------------------------------------------
 
 function getSide(name: string, baseUrl: string, urlPath: string): Side {
@@ -267,7 +223,7 @@ function readSide(name: string, baseUrl: string, productIds: string[]): Side {
 	return {
 		name,
 		spec: (seconds, overallRate) => {
-			const rank = zipfSampler(productIds.length, 1, SEED + 2);
+			const rank = zipfSampler(productIds.length, 1, BENCH_SEED + 2);
 			return {
 				url: baseUrl,
 				seconds,
@@ -284,7 +240,7 @@ function orderSide(shop: Shop): Side {
 	return {
 		name: shop.name,
 		spec: (seconds, overallRate) => {
-			const next = seededRandom(SEED + 1);
+			const next = seededRandom(BENCH_SEED + 1);
 			let connection = 0;
 			const hotProducts = shop.productIds.slice(0, 100);
 			return {
@@ -365,7 +321,7 @@ async function tracingCost(): Promise<TracingCost> {
 	try {
 		for (const [name, rate] of variants) {
 			progress(`starting the shop in one process, ${name}`);
-			const shop = await startShop({ env: { ...commonEnv, TRACING_SAMPLE_RATE: rate } });
+			const shop = await startShop({ env: { ...BENCH_ENV, TRACING_SAMPLE_RATE: rate } });
 			shops.push(await prepare(name, shop.baseUrl, [shop], async () => void (await shop.stop()), [name]));
 		}
 		const reads = await compare(

@@ -28,8 +28,8 @@ import { auditBooks } from "../test/support/books";
 import { client, registerUser, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
 import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../lib/cards";
 import { cpuTicks, CLK_TCK } from "./measure";
+import { BENCH_ADMIN, BENCH_ENV } from "./setup";
 
-const ADMIN = { email: "admin@books.bench", password: "admin-password-books" };
 const PRODUCTS = 100;
 const STOCK = 10_000_000;
 
@@ -190,13 +190,13 @@ async function main(): Promise<void> {
 	const start = () =>
 		startShop({
 			dataDir,
-			env: { SEED_DEMO: "false", ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, LOGIN_RATE_LIMIT: "1000000", LOG_LEVEL: "warn" },
+			env: BENCH_ENV,
 			timeoutMs: 60_000
 		});
 	let shop = await start();
 	try {
 		let api = client(shop.baseUrl);
-		let admin = (await api.post("/api/users/login", ADMIN)).body.token as string;
+		let admin = (await api.post("/api/users/login", BENCH_ADMIN)).body.token as string;
 		type Listed = { id: string; sku: string; name: string; price: number };
 		const products: Listed[] = (await ok(api, `/api/products?pageSize=100&search=BOOKS-`)).rows;
 		for (let i = products.length; i < PRODUCTS; i++) {
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
 				await seedDirect(dataDir, products, buyers[0].id, seeded, size);
 				shop = await start();
 				api = client(shop.baseUrl);
-				admin = (await api.post("/api/users/login", ADMIN)).body.token as string;
+				admin = (await api.post("/api/users/login", BENCH_ADMIN)).body.token as string;
 			} else if (size > seeded) {
 				await seedOrders(
 					api,

@@ -1,7 +1,7 @@
 /**
  * The order path, old against new: `node dist/bench/orders-path.js [--old <root>] [--rounds 3] [--seconds 6] [--nats] [--cpu-prof <dir>]`
  *
- * Starts two shops side by side, the old one from `<root>` (default /work/main, its dist/ built)
+ * Starts two shops side by side, the old one from `<root>` (required unless `--topology`: a checkout, its dist/ built)
  * and this checkout's, with the same env, seeds each with 100 hot products and 32 buyers, and runs
  * POST /api/orders as bench/bench.ts's `orderSide` does (32 connections, each its own buyer token,
  * 1-3 units of one of 100 products, the approved test card), alternating the sides round by round.
@@ -11,22 +11,21 @@
  * the output) against five on NATS ("new"), for the NATS ÷ one-process ratio. `--cpu-prof <dir>`: the new side's
  * processes write V8 CPU profiles there.
  */
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import path from "node:path";
 import autocannon from "autocannon";
 import { APPROVED_TEST_CARD } from "../lib/cards";
 import { seededRandom } from "../lib/prng";
 import { startNats, type NatsServer } from "../test/support/nats";
-import { client, freePort, registerUser, ROOT, tempDataDir } from "../test/support/shop";
+import { freePort, registerUser, ROOT, startShop, tempDataDir } from "../test/support/shop";
 import { CLK_TCK, cpuTicks, median } from "./measure";
+import { BENCH_ENV, BENCH_SEED, benchAdminToken, seedProducts } from "./setup";
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
 	const i = argv.indexOf(name);
 	return i >= 0 && argv[i + 1] ? argv[i + 1] : fallback;
 };
-const OLD_ROOT = option("--old", "/work/main");
+const OLD_ROOT = option("--old", "");
 const ROUNDS = Number(option("--rounds", "3"));
 const SECONDS = Number(option("--seconds", "6"));
 const NATS = argv.includes("--nats");
@@ -47,8 +46,6 @@ const NEW_ENV = envOption("--new-env");
 const BOTH_ENV = envOption("--env");
 const CONNECTIONS = 32;
 const PRODUCTS = 100;
-const SEED = 20261125;
-const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
 
 const log = (message: string) => process.stderr.write(`[orders-path ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
@@ -58,58 +55,17 @@ interface Node {
 	output(): string;
 }
 
-/** One shop node of `root`, started as `npm start` starts it. */
+/** One shop node of `root`, started as `npm start` starts it (with `--cpu-prof` when `profDir` is given). */
 async function startNode(root: string, env: Record<string, string>, port: number, wait: boolean, profDir: string): Promise<Node> {
-	const args = [
-		...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []),
-		path.join(root, "node_modules/moleculer/bin/moleculer-runner.js"),
-		"--config",
-		path.join(root, "dist/moleculer.config.js")
-	];
-	const child = spawn(process.execPath, args, {
-		cwd: root,
-		env: {
-			...process.env,
-			NODE_ENV: "test",
-			PORT: String(port),
-			METRICS_PORT: String(await freePort()),
-			LOG_LEVEL: "warn",
-			SERVICEDIR: "",
-			SERVICES: "",
-			SEED_DEMO: "false",
-			ADMIN_EMAIL: ADMIN.email,
-			ADMIN_PASSWORD: ADMIN.password,
-			LOGIN_RATE_LIMIT: "1000000",
-			REGISTER_RATE_LIMIT: "1000000",
-			PASSWORD_HASH_COST: "14",
-			...env
-		},
-		stdio: ["ignore", "pipe", "pipe"]
+	const shop = await startShop({
+		root,
+		port,
+		env: { ...BENCH_ENV, ...env },
+		waitFor: wait ? "ready" : "none",
+		timeoutMs: 60_000,
+		nodeArgs: profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []
 	});
-	let output = "";
-	child.stdout.on("data", chunk => (output += chunk));
-	child.stderr.on("data", chunk => (output += chunk));
-	const exited = new Promise<void>(resolve => child.once("exit", () => resolve()));
-	if (wait) {
-		for (const deadline = Date.now() + 60_000; ;) {
-			if (child.exitCode !== null) throw new Error(`node of ${root} exited:\n${output}`);
-			const ok = await fetch(`http://127.0.0.1:${port}/api/health/ready`).then(
-				res => res.status === 200,
-				() => false
-			);
-			if (ok) break;
-			if (Date.now() > deadline) throw new Error(`node of ${root} not ready:\n${output}`);
-			await new Promise(resolve => setTimeout(resolve, 100));
-		}
-	}
-	return {
-		pid: child.pid!,
-		output: () => output,
-		async stop() {
-			child.kill("SIGTERM");
-			await exited;
-		}
-	};
+	return { pid: shop.child.pid!, output: shop.output, stop: async () => void (await shop.stop()) };
 }
 
 interface Side {
@@ -139,20 +95,7 @@ async function startSide(name: string, root: string, profDir: string, extraEnv: 
 		nodes = [await startNode(root, { ...extraEnv, DATA_DIR: dataDir }, port, true, profDir)];
 	}
 	const baseUrl = `http://127.0.0.1:${port}`;
-	const api = client(baseUrl);
-	const login = await api.post("/api/users/login", ADMIN);
-	if (login.status !== 200) throw new Error(`${name}: admin login failed`);
-	const next = seededRandom(SEED);
-	const productIds: string[] = [];
-	for (let i = 0; i < PRODUCTS; i++) {
-		const res = await api.post(
-			"/api/products",
-			{ sku: `HOT-${i}`, name: `Hot product ${i}`, price: 100 + Math.floor(next() * 10_000), stock: 100_000_000 },
-			{ token: login.body.token }
-		);
-		if (res.status !== 201) throw new Error(`${name}: seeding failed: ${res.status}`);
-		productIds.push(res.body.id);
-	}
+	const productIds = await seedProducts(baseUrl, await benchAdminToken(baseUrl), PRODUCTS);
 	const buyers = await Promise.all(Array.from({ length: CONNECTIONS }, () => registerUser(baseUrl, "bench").then(user => user.token)));
 	log(`${name}: ${nodes.length} process(es) up from ${root}`);
 	return { name, baseUrl, nodes, nats: natsServer, buyers, productIds };
@@ -185,7 +128,7 @@ interface Round {
 }
 
 async function load(side: Side, seconds: number): Promise<Round> {
-	const next = seededRandom(SEED + 1);
+	const next = seededRandom(BENCH_SEED + 1);
 	let connection = 0;
 	const before = side.nodes.map(node => cpuTicks(node.pid));
 	const tripsBefore = sqliteTrips(side);
@@ -227,6 +170,7 @@ async function load(side: Side, seconds: number): Promise<Round> {
 }
 
 async function main(): Promise<void> {
+	if (!TOPOLOGY && !OLD_ROOT) throw new Error("--old <root>: the checkout to compare against (its dist/ built)");
 	const sides = TOPOLOGY
 		? [await startSide("old", TOPOLOGY_ROOT, "", BOTH_ENV, false), await startSide("new", TOPOLOGY_ROOT, CPU_PROF, BOTH_ENV, true)]
 		: [await startSide("old", OLD_ROOT, "", BOTH_ENV), await startSide("new", ROOT, CPU_PROF, { ...BOTH_ENV, ...NEW_ENV })];

@@ -2,7 +2,7 @@
  * Catalogue reads, old gateway against new, against the bare server (issue 10): `GET /api/products/:id`
  * with ids drawn Zipf (s = 1, fixed seed) over 1,000 seeded products, in alternated rounds.
  *
- *   node dist/bench/read-path.js [--old /work/main] [--rounds 3] [--seconds 5] [--cluster] [--profile]
+ *   node dist/bench/read-path.js --old <checkout> [--rounds 3] [--seconds 5] [--cluster] [--profile]
  *
  * Sides: the bare node:http server answering the new shop's very bytes from memory; the shop in one
  * process from `--old` (a checkout with its own dist/ and node_modules/) and from this one; with
@@ -13,15 +13,15 @@
  * `--profile` runs only the new single process (`--profile old`: the old one), under `--cpu-prof`, and
  * prints where its time went.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
-import { seededRandom } from "../lib/prng";
 import { startNats, type NatsServer } from "../test/support/nats";
-import { client, freePort, ROOT, tempDataDir } from "../test/support/shop";
+import { ROOT, startShop, tempDataDir } from "../test/support/shop";
 import { zipfSampler } from "./zipf";
 import { CLK_TCK, cpuTicks, median, round2, scrapeCounters } from "./measure";
+import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, seedProducts, startBare } from "./setup";
 
 export { zipfSampler };
 
@@ -30,7 +30,7 @@ const option = (name: string, fallback: string) => {
 	const at = argv.indexOf(name);
 	return at >= 0 && argv[at + 1] ? argv[at + 1] : fallback;
 };
-const OLD_DIR = path.resolve(option("--old", "/work/main"));
+const OLD_DIR = path.resolve(option("--old", ""));
 const ROUNDS = Number(option("--rounds", "3"));
 const SECONDS = Number(option("--seconds", "5"));
 const PRODUCTS = Number(option("--products", "1000"));
@@ -39,9 +39,7 @@ const WITH_CLUSTER = argv.includes("--cluster");
 const PROFILE = argv.includes("--profile");
 /** `--profile old`: profile the `--old` checkout instead. */
 const PROFILE_OLD = PROFILE && option("--profile", "") === "old";
-const SEED = 20261125;
 const ZIPF_S = 1;
-const ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
 
 const progress = (message: string) => process.stderr.write(`[read-path ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
@@ -63,58 +61,15 @@ async function startNode(
 	env: Record<string, string>,
 	options: { wait: "ready" | "health" | "none"; nodeArgs?: string[] }
 ): Promise<Node> {
-	const [port, metricsPort] = [await freePort(), await freePort()];
-	const child = spawn(
-		process.execPath,
-		[...(options.nodeArgs ?? []), path.join(dir, "node_modules/moleculer/bin/moleculer-runner.js"), "--config", path.join(dir, "dist/moleculer.config.js")],
-		{
-			cwd: dir,
-			env: {
-				...process.env,
-				NODE_ENV: "test",
-				PORT: String(port),
-				METRICS_PORT: String(metricsPort),
-				LOG_LEVEL: "warn",
-				SERVICEDIR: "",
-				SERVICES: "",
-				SEED_DEMO: "false",
-				ADMIN_EMAIL: ADMIN.email,
-				ADMIN_PASSWORD: ADMIN.password,
-				LOGIN_RATE_LIMIT: "1000000",
-				PASSWORD_HASH_COST: "14",
-				...env
-			},
-			stdio: ["ignore", "pipe", "pipe"]
-		}
-	);
-	let output = "";
-	child.stdout!.on("data", chunk => (output += chunk));
-	child.stderr!.on("data", chunk => (output += chunk));
-	const exited = new Promise<void>(resolve => child.once("exit", () => resolve()));
-	const node: Node = {
+	const shop = await startShop({ root: dir, env: { ...BENCH_ENV, ...env }, waitFor: options.wait, nodeArgs: options.nodeArgs, timeoutMs: 60_000 });
+	return {
 		name,
-		child,
-		baseUrl: `http://127.0.0.1:${port}`,
-		metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
-		output: () => output,
-		stop: async () => {
-			if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-			await exited;
-		}
+		child: shop.child,
+		baseUrl: shop.baseUrl,
+		metricsUrl: `http://127.0.0.1:${shop.metricsPort}/metrics`,
+		output: shop.output,
+		stop: async () => void (await shop.stop())
 	};
-	if (options.wait !== "none") {
-		const deadline = Date.now() + 60_000;
-		for (;;) {
-			if (child.exitCode !== null) throw new Error(`${name} exited:\n${output}`);
-			const ok = await fetch(`${node.baseUrl}/api/health${options.wait === "ready" ? "/ready" : ""}`)
-				.then(res => res.ok)
-				.catch(() => false);
-			if (ok) break;
-			if (Date.now() > deadline) throw new Error(`${name} not up in 60 s:\n${output}`);
-			await new Promise(resolve => setTimeout(resolve, 200));
-		}
-	}
-	return node;
 }
 
 const METRICS = ["shop_gateway_product_cache_hits", "shop_gateway_product_cache_misses", "moleculer_cacher_get_total", "moleculer_cacher_found_total"];
@@ -132,35 +87,8 @@ interface Side {
 }
 
 async function seed(name: string, baseUrl: string): Promise<string[]> {
-	const api = client(baseUrl);
-	const login = await api.post("/api/users/login", ADMIN);
-	if (login.status !== 200) throw new Error(`${name}: admin login failed: ${JSON.stringify(login.body)}`);
-	const token = login.body.token as string;
-	const next = seededRandom(SEED);
-	const ids: string[] = [];
 	progress(`${name}: seeding ${PRODUCTS} products`);
-	for (let start = 0; start < PRODUCTS; start += 25) {
-		const batch = Array.from({ length: Math.min(25, PRODUCTS - start) }, (_, i) => start + i);
-		const created = await Promise.all(
-			batch.map(i =>
-				api.post(
-					"/api/products",
-					{
-						sku: `BENCH-${i}`,
-						name: `Bench product ${i}`,
-						description: `Seeded product number ${i}`,
-						price: 100 + Math.floor(next() * 10_000),
-						stock: 100_000_000
-					},
-					{ token }
-				)
-			)
-		);
-		for (const res of created) {
-			if (res.status !== 201) throw new Error(`${name}: seeding failed: ${res.status} ${JSON.stringify(res.body)}`);
-			ids.push(res.body.id as string);
-		}
-	}
+	const ids = await seedProducts(baseUrl, await benchAdminToken(baseUrl), PRODUCTS);
 	return ids.map(id => `/api/products/${id}`);
 }
 
@@ -185,7 +113,7 @@ async function clusterSide(name: string, dir: string, nats: NatsServer): Promise
 		const login = await fetch(`${gateway.baseUrl}/api/users/login`, {
 			method: "POST",
 			headers: { "content-type": "application/json" },
-			body: JSON.stringify(ADMIN)
+			body: JSON.stringify(BENCH_ADMIN)
 		}).catch(() => null);
 		if (res?.ok && login?.ok) break;
 		if (Date.now() > deadline) throw new Error(`${name}: the gateway never saw its backends`);
@@ -202,22 +130,8 @@ async function clusterSide(name: string, dir: string, nats: NatsServer): Promise
 }
 
 async function bareSide(routes: Record<string, string>): Promise<Side> {
-	const port = await freePort();
-	const routesFile = path.join(tempDataDir("shop-reads-bare-"), "routes.json");
-	writeFileSync(routesFile, JSON.stringify(routes));
-	const child = spawn(process.execPath, [path.join(ROOT, "dist/bench/bare-server.js"), String(port), routesFile], { stdio: ["ignore", "pipe", "inherit"] });
-	await new Promise<void>((resolve, reject) => {
-		child.stdout.once("data", () => resolve());
-		child.once("exit", code => reject(new Error(`bare server exited with ${code}`)));
-	});
-	const node: Node = {
-		name: "bare",
-		child,
-		baseUrl: `http://127.0.0.1:${port}`,
-		metricsUrl: "",
-		output: () => "",
-		stop: async () => void child.kill()
-	};
+	const bare = await startBare(routes);
+	const node: Node = { name: "bare", child: bare.child, baseUrl: bare.url, metricsUrl: "", output: () => "", stop: async () => bare.stop() };
 	return { name: "bare", baseUrl: node.baseUrl, paths: Object.keys(routes), nodes: [node], stop: node.stop };
 }
 
@@ -294,7 +208,8 @@ function summariseProfile(file: string): string {
 // --- Main ----------------------------------------------------------------------------------------
 
 async function main() {
-	if (!existsSync(path.join(OLD_DIR, "dist/moleculer.config.js"))) throw new Error(`--old ${OLD_DIR}: no dist/moleculer.config.js (build it first)`);
+	if (!existsSync(path.join(OLD_DIR, "dist/moleculer.config.js")))
+		throw new Error(`--old <checkout>: the code to compare against, built (its dist/moleculer.config.js); ${OLD_DIR} has none`);
 	const profileDir = tempDataDir("shop-reads-profile-");
 	/** Every side started, to stop them whatever happens. */
 	const started: Side[] = [];
@@ -309,7 +224,7 @@ async function main() {
 		if (PROFILE) {
 			// The new shop alone, so that its profile holds little else than the load.
 			for (let round = 0; round < ROUNDS; round++) {
-				const result = await load(newSingle, SECONDS, SEED + round);
+				const result = await load(newSingle, SECONDS, BENCH_SEED + round);
 				progress(`${Math.round(result.rps)} req/s, ${Math.round((result.cpuTicks[0] * (1e6 / CLK_TCK)) / result.requests)} CPU-µs/req`);
 			}
 		} else await compareAll(newSingle, started, natsServers);
@@ -344,7 +259,7 @@ async function compareAll(newSingle: Side, started: Side[], natsServers: NatsSer
 	}
 
 	progress("warm-up");
-	for (const side of sides) await load(side, 2, SEED);
+	for (const side of sides) await load(side, 2, BENCH_SEED);
 	const before = new Map<Side, Record<string, number>>();
 	await new Promise(resolve => setTimeout(resolve, 1100));
 	for (const side of sides)
@@ -359,7 +274,7 @@ async function compareAll(newSingle: Side, started: Side[], natsServers: NatsSer
 	for (let round = 1; round <= ROUNDS; round++) {
 		for (const side of sides) {
 			progress(`round ${round}/${ROUNDS}: ${side.name}`);
-			rounds.get(side)!.push(await load(side, SECONDS, SEED + round));
+			rounds.get(side)!.push(await load(side, SECONDS, BENCH_SEED + round));
 		}
 	}
 	await new Promise(resolve => setTimeout(resolve, 1100));

@@ -28,5 +28,14 @@ export const CONFIG = path.join(ROOT, "dist/moleculer.config.js");
  * rate without the hooks instead of 0.58x (README "Performance").
  */
 export const NODE_FLAGS: readonly string[] = ["--experimental-async-context-frame"];
-/** The arguments after `node` that start a shop node: `node <NODE_FLAGS> <RUNNER> --config <CONFIG>` (flags this Node does not know left out). */
-export const NODE_ARGS: readonly string[] = [...NODE_FLAGS.filter(flag => process.allowedNodeEnvironmentFlags.has(flag)), RUNNER, "--config", CONFIG];
+/**
+ * The arguments after `node` that start a shop node of the checkout at `root` (its node_modules/ and
+ * dist/; another one for a benchmark's before/after): `node <NODE_FLAGS> <runner> --config <config>`,
+ * flags this Node does not know left out.
+ */
+export function nodeArgsOf(root: string): string[] {
+	const flags = NODE_FLAGS.filter(flag => process.allowedNodeEnvironmentFlags.has(flag));
+	return [...flags, path.join(root, "node_modules/moleculer/bin/moleculer-runner.js"), "--config", path.join(root, "dist/moleculer.config.js")];
+}
+/** The arguments after `node` that start a shop node of this checkout. */
+export const NODE_ARGS: readonly string[] = nodeArgsOf(ROOT);

@@ -8,7 +8,7 @@ import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { NODE_ARGS, ROOT } from "../../scripts/paths";
+import { NODE_ARGS, nodeArgsOf, ROOT } from "../../scripts/paths";
 
 export { ROOT };
 
@@ -50,6 +50,10 @@ export interface StartOptions {
 	/** Wait for /api/health/ready (default) or only for /api/health, or not at all (a node without api). */
 	waitFor?: "ready" | "health" | "none";
 	timeoutMs?: number;
+	/** Another checkout to start the node from (its node_modules/ and dist/; a benchmark's "before"); default this one. */
+	root?: string;
+	/** Node's own options before the runner (e.g. `--cpu-prof`). */
+	nodeArgs?: string[];
 }
 
 /**
@@ -69,8 +73,9 @@ export async function startShop(options: StartOptions = {}): Promise<ShopProcess
 
 async function startShopOnce(options: StartOptions, port: number, metricsPort: number): Promise<ShopProcess> {
 	const dataDir = options.dataDir ?? tempDataDir();
-	const child = spawn(process.execPath, [...NODE_ARGS], {
-		cwd: ROOT,
+	const root = options.root ?? ROOT;
+	const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...(root === ROOT ? NODE_ARGS : nodeArgsOf(root))], {
+		cwd: root,
 		env: {
 			...process.env,
 			NODE_ENV: "test",

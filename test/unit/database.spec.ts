@@ -61,6 +61,20 @@ function tableMigrations(tables: string[], slowMs = 0): { migrations: Migration[
 
 // --- Migrations ------------------------------------------------------------------------------------
 
+/** Every `exec` the SQLite driver is given from now on (transaction control: BEGIN, SAVEPOINT, RELEASE, COMMIT, ...). */
+function recordExecs(): string[] {
+	const execs: string[] = [];
+	const exec = sqlite3.Database.prototype.exec;
+	jest.spyOn(sqlite3.Database.prototype, "exec").mockImplementation(function (
+		this: sqlite3.Database,
+		statement: string,
+		callback?: (err: Error | null) => void
+	) {
+		execs.push(statement);
+		return exec.call(this, statement, callback);
+	});
+	return execs;
+}
 describe("migrations (umzug, SQLite)", () => {
 	it("run once: a second start applies none, and schema_migrations lists them", async () => {
 		const url = newFileUrl();
@@ -254,16 +268,7 @@ describe("SqliteDatabase", () => {
 		const url = newFileUrl();
 		const db = await open(url);
 		await createTable(db);
-		const execs: string[] = [];
-		const exec = sqlite3.Database.prototype.exec;
-		jest.spyOn(sqlite3.Database.prototype, "exec").mockImplementation(function (
-			this: sqlite3.Database,
-			statement: string,
-			callback?: (err: Error | null) => void
-		) {
-			execs.push(statement);
-			return exec.call(this, statement, callback);
-		});
+		const execs = recordExecs();
 		const insert = (k: string) => (sql: Parameters<Parameters<Database["write"]>[0]>[0]) => sql.run("INSERT INTO things (k) VALUES ($1)", [k]);
 		const both = (a: string, b: string) => async (sql: Parameters<Parameters<Database["write"]>[0]>[0]) => {
 			await insert(a)(sql);
@@ -313,16 +318,7 @@ describe("SqliteDatabase", () => {
 	it("writeLocked runs without a savepoint, and one that fails after a statement of its own succeeded keeps nothing while its batch commits", async () => {
 		const db = await open();
 		await createTable(db);
-		const execs: string[] = [];
-		const exec = sqlite3.Database.prototype.exec;
-		jest.spyOn(sqlite3.Database.prototype, "exec").mockImplementation(function (
-			this: sqlite3.Database,
-			statement: string,
-			callback?: (err: Error | null) => void
-		) {
-			execs.push(statement);
-			return exec.call(this, statement, callback);
-		});
+		const execs = recordExecs();
 		const first = db.write(sql => sql.run("INSERT INTO things (k) VALUES ('starter')"));
 		const jobs = [
 			db.writeLocked("key", sql => sql.run("INSERT INTO things (k) VALUES ('locked-ok')")),
