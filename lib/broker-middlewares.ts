@@ -9,6 +9,8 @@
  * - Tracing → `SampledTracing` (lib/tracing.ts): no span built for a request that is not sampled.
  * - Metrics → `CallMetrics` (lib/call-metrics.ts): the same request metrics, labels bound once per
  *   action and caller instead of hashed five times per call.
+ * - Validator → `RedactingValidator` (lib/validation.ts): the broker's validator, its errors without
+ *   the refused values (a mistyped card number or password would be logged at debug).
  *
  * Everything else is Moleculer's, by name, in the order of `INTERNAL_MIDDLEWARES` in
  * node_modules/moleculer/src/service-broker.js (the first listed wraps the handler innermost).
@@ -17,12 +19,13 @@ import type { BrokerOptions, Middleware } from "moleculer";
 import { CallMetrics } from "./call-metrics";
 import { CallTimeouts } from "./call-timeouts";
 import { SampledTracing } from "./tracing";
+import { RedactingValidator } from "./validation";
 
 type Entry = NonNullable<BrokerOptions["middlewares"]>[number];
 
 export const INTERNAL_MIDDLEWARES: readonly Entry[] = [
 	"ActionHook",
-	"Validator",
+	RedactingValidator as unknown as Entry,
 	"Bulkhead",
 	"Cacher",
 	"ContextTracker",

@@ -52,6 +52,8 @@ interface LruContainer {
 }
 
 export class BoundedCacher extends Cachers.MemoryLRU {
+	private readonly maxBytes: number;
+
 	constructor(options: BoundedCacherOptions & { keygen?: MemoryLruOptions["keygen"] }) {
 		super({ ttl: options.ttl, max: options.max, clone: false, maxParamsLength: options.maxParamsLength, keygen: options.keygen });
 		(this as unknown as LruContainer).cache = new LRUCache<string, NonNullable<unknown>>({
@@ -61,6 +63,17 @@ export class BoundedCacher extends Cachers.MemoryLRU {
 			ttl: options.ttl * 1000,
 			updateAgeOnGet: false
 		});
+		this.maxBytes = options.maxBytes;
+	}
+
+	/**
+	 * What the broker's options show of the cacher (`$node.options`, readable over the bus, serialises
+	 * them as JSON): its limits. The instance itself holds the broker, hence every local service's
+	 * settings, secure ones included (the JWT secret, the admin password, the database URLs).
+	 */
+	toJSON(): { type: string; options: BoundedCacherOptions } {
+		const { ttl, max, maxParamsLength } = this.opts as unknown as BoundedCacherOptions;
+		return { type: "BoundedCacher", options: { ttl, max, maxBytes: this.maxBytes, maxParamsLength } };
 	}
 
 	/** How many entries, and how many bytes (JSON) they are counted for. */

@@ -340,5 +340,15 @@ describe("the bus, closed to strangers", () => {
 				expect(secrets.filter(secret => options.includes(secret))).toEqual([]);
 			}
 		});
+
+		it("no JWT secret, admin password or database URL in what any node answers about itself over the bus", async () => {
+			const secrets = [bus.jwtSecret, bus.admin.password, bus.dataDir];
+			for (const nodeID of bus.nodes.keys()) {
+				for (const action of ["$node.options", "$node.services", "$node.actions", "$node.health", "$node.metrics"]) {
+					const answer = JSON.stringify(await bus.observer.broker.call(action, action === "$node.services" ? { withActions: true } : {}, { nodeID }));
+					expect({ nodeID, action, found: secrets.filter(secret => answer.includes(secret)) }).toEqual({ nodeID, action, found: [] });
+				}
+			}
+		});
 	});
 });

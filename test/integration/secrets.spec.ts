@@ -35,4 +35,24 @@ describe("the log at LOG_LEVEL=trace", () => {
 			expect({ secret: secret.slice(0, 12), found: log.includes(secret) }).toEqual({ secret: secret.slice(0, 12), found: false });
 		}
 	});
+
+	it("holds no card number nor password that a client sent in the wrong type or the wrong field (a 422)", async () => {
+		const api = client(shop.baseUrl);
+		const buyer = await registerUser(shop.baseUrl, "typo");
+		const productId = (await api.get("/api/products")).body.rows[0].id as string;
+		const items = [{ productId, quantity: 1 }];
+		// Moleculer's validator puts the offending value in its error (`actual`), and the broker logs a rejected request with its error at debug.
+		const answers = await Promise.all([
+			api.post("/api/orders", { items, payment: { card: 4000056655665556 } }, { token: buyer.token }),
+			api.post("/api/orders", { items, payment: "5105105105105100" }, { token: buyer.token }),
+			api.post("/api/orders", { items: "4111111111111111", payment: { card: CARD } }, { token: buyer.token }),
+			api.post("/api/users/login", { email: buyer.email, password: 73917391739173 }),
+			api.post("/api/users/register", { email: "typo-secret@example.test", password: ["hunter2-hunter2"], name: "x" })
+		]);
+		expect(answers.map(answer => answer.status)).toEqual([422, 422, 422, 422, 422]);
+		const log = shop.output();
+		expect(log).toContain("VALIDATION_ERROR");
+		const secrets = ["4000056655665556", "5105105105105100", "4111111111111111", "73917391739173", "hunter2-hunter2"];
+		expect(secrets.filter(secret => log.includes(secret))).toEqual([]);
+	});
 });
