@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { isIP } from "node:net";
 import path from "node:path";
+import { parseSqliteTarget } from "./db/sqlite-url";
 
 /** Where moleculer-runner finds the services: one folder each, `services/<name>/<name>.service.{ts,js}`. */
 export const SERVICES_DIR = path.resolve(__dirname, "../services");
@@ -267,9 +268,26 @@ function parseTracing(env: Env): TracingConfig {
 	return { zipkinUrl: url.href.replace(/\/+$/, ""), zipkinAuthorization, sampleRate };
 }
 
+/** Whether node-postgres can read the URL (pg-connection-string's `parse`: spaces and stray `%` encoded first, an empty host allowed). */
+function parsesAsPostgresUrl(raw: string): boolean {
+	const url = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(raw) ? encodeURI(raw).replace(/%25(\d\d)/g, "%$1") : raw;
+	return URL.canParse(url, "postgres://base") || URL.canParse(url.replace("@/", "@___DUMMY___/"), "postgres://base");
+}
+
 function checkDbUrl(key: string, raw: string): string {
+	const shown = raw.replace(/\/\/[^@]*@/, "//***@");
 	if (!/^(sqlite|postgres|postgresql):/.test(raw)) {
-		throw new ConfigError(`${key} must be a sqlite: or postgres:// URL, got "${raw.replace(/\/\/[^@]*@/, "//***@")}"`);
+		throw new ConfigError(`${key} must be a sqlite: or postgres:// URL, got "${shown}"`);
+	}
+	// What the database layer would refuse only once the service starts (with a stack trace), refused here.
+	if (raw.startsWith("sqlite:")) {
+		try {
+			parseSqliteTarget(raw.slice("sqlite:".length));
+		} catch (err) {
+			throw new ConfigError(`${key}: ${err instanceof Error ? err.message : String(err)}`);
+		}
+	} else if (!parsesAsPostgresUrl(raw)) {
+		throw new ConfigError(`${key} is not a valid URL: "${shown}" (expected e.g. postgres://user:password@host:5432/db)`);
 	}
 	return raw;
 }

@@ -28,27 +28,9 @@ import path from "node:path";
 import type { Logger } from "moleculer";
 import sqlite3 from "sqlite3";
 import type { Database, Sql, SqlValue } from "./database";
+import type { Synchronous } from "./sqlite-url";
 
-/**
- * `PRAGMA synchronous`: FULL (the default) syncs the WAL at every commit, so a commit a caller was
- * told about survives a power cut; NORMAL syncs only at checkpoints and may lose the last commits.
- */
-export type Synchronous = "full" | "normal";
-const SYNCHRONOUS: readonly Synchronous[] = ["full", "normal"];
-
-/** What follows `sqlite:` in a database URL: `<file>` or `:memory:`, optionally `?synchronous=full|normal`. */
-export function parseSqliteTarget(target: string): { file: string; synchronous: Synchronous } {
-	const question = target.indexOf("?");
-	const file = (question >= 0 ? target.slice(0, question) : target) || ":memory:";
-	const options = new URLSearchParams(question >= 0 ? target.slice(question + 1) : "");
-	let synchronous: Synchronous = "full";
-	for (const [key, value] of options) {
-		const known = SYNCHRONOUS.find(level => level === value.toLowerCase());
-		if (key !== "synchronous" || !known) throw new Error(`Unknown SQLite URL option "${key}=${value}": only synchronous=full or synchronous=normal`);
-		synchronous = known;
-	}
-	return { file, synchronous };
-}
+export { parseSqliteTarget, type Synchronous } from "./sqlite-url";
 
 /** How many queued write jobs share one commit at most. */
 const MAX_BATCH = 64;

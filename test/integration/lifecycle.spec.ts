@@ -94,7 +94,9 @@ describe("lifecycle", () => {
 		it.each([
 			["an unknown service", { SERVICES: "nope" }, /SERVICES.*nope/],
 			["a transporter that is not a URL", { TRANSPORTER: "not a url" }, /TRANSPORTER/],
-			["production without JWT_SECRET", { NODE_ENV: "production", JWT_SECRET: undefined }, /JWT_SECRET/]
+			["production without JWT_SECRET", { NODE_ENV: "production", JWT_SECRET: undefined }, /JWT_SECRET/],
+			["a SQLite URL with an option it does not know", { ORDERS_DB: "sqlite:./orders.sqlite?synchronous=off" }, /ORDERS_DB.*synchronous=off/],
+			["a PostgreSQL URL that is not a URL (its password not shown)", { USERS_DB: "postgres://shop:pw-S3cret@[db/shop" }, /USERS_DB(?!.*pw-S3cret)/]
 		])("%s", async (_what, env, mentions) => {
 			const exit = await runUntilExit(env);
 			expect(exit.signal).toBeNull();
