@@ -8,7 +8,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { isIP } from "node:net";
 import path from "node:path";
+import { Validators } from "moleculer";
 import { parseSqliteTarget } from "./db/sqlite-url";
+import { emailRule } from "./params";
 
 /** Where moleculer-runner finds the services: one folder each, `services/<name>/<name>.service.{ts,js}`. */
 export const SERVICES_DIR = path.resolve(__dirname, "../services");
@@ -330,6 +332,10 @@ export function loadConfig(env: Env = process.env): ShopConfig {
 	}
 	if (adminPassword != null && adminPassword !== "" && (adminPassword.length < 8 || adminPassword.length > 128)) {
 		throw new ConfigError("ADMIN_PASSWORD must be 8 to 128 characters long");
+	}
+	// Else the admin account would exist under an address login refuses: an admin nobody can log in as.
+	if (adminEmail && new Validators.Fastest().compile({ email: emailRule })({ email: adminEmail }) !== true) {
+		throw new ConfigError(`ADMIN_EMAIL must be an email address as login accepts one, got "${adminEmail}"`);
 	}
 
 	const dataDir = path.resolve(env.DATA_DIR || "./data");

@@ -1,6 +1,9 @@
 /** Params rules and shapes several services share, so that they validate and answer alike. */
 import type { Page } from "./types";
 
+/** An email address as register, login and ADMIN_EMAIL take it: trimmed and lower-cased. */
+export const emailRule = { type: "email", normalize: true, max: 254, empty: false } as const;
+
 /** An id in a path or a body: our ids are UUIDs, but any short string is looked up (and 404s). */
 export const idRule = { type: "string", min: 1, max: 64 } as const;
 

@@ -14,6 +14,7 @@ import jwt from "jsonwebtoken";
 import type { Context, ServiceSchema } from "moleculer";
 import { ConfigError, shopConfig } from "../../lib/config";
 import { alreadyExists, invalidState, notFound, unauthorized } from "../../lib/errors";
+import { emailRule } from "../../lib/params";
 import { dummyHash, hashPassword, needsRehash, verifyPassword } from "../../lib/passwords";
 import type { AuthUser, Role, ShopMeta, User } from "../../lib/types";
 import { createDbMixin, type DbSettings, type DbVars } from "../../mixins/db.mixin";
@@ -49,8 +50,6 @@ export interface AuthResult {
 	user: User;
 	token: string;
 }
-
-const emailRule = { type: "email", normalize: true, max: 254, empty: false } as const;
 
 // --- Service ------------------------------------------------------------------------------------
 
