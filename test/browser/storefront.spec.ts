@@ -27,6 +27,8 @@ describe("the shop in a browser", () => {
 	let adminToken: string;
 	let lastOne: { id: string; name: string };
 	let confirmedOrderId = "";
+	/** The order that was pending, then confirmed by itself (one Sticker pack): the back office cancels it. */
+	let settledOrderId = "";
 
 	const a11y = async (where: Page = page) => expect(await checkAccessibility(where)).toEqual([]);
 	const cartCount = (count: number) => page.getByRole("link", { name: `Cart (${count})` }).waitFor();
@@ -230,6 +232,7 @@ describe("the shop in a browser", () => {
 		await page.getByText("Confirmed", { exact: true }).waitFor();
 		await page.getByText(/card ending 4242: captured/).waitFor();
 		expect(navigations).toEqual([]);
+		settledOrderId = decodeURIComponent(new URL(page.url()).pathname.split("/").pop()!);
 	});
 
 	it("names the product that is out of stock", async () => {
@@ -410,6 +413,20 @@ describe("the shop in a browser", () => {
 			const services = await waterfall.locator("tbody tr td:nth-of-type(1)").allTextContents();
 			expect(new Set(services).size).toBeGreaterThanOrEqual(3);
 			expect(await waterfall.locator("tbody tr td:nth-of-type(4)").allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^[\d.]+ ms$/)]));
+			await a11y(admin);
+		});
+
+		it("cancels a confirmed order with its refund", async () => {
+			await admin.getByRole("link", { name: "Orders", exact: true }).click();
+			await admin.getByLabel("Status").selectOption("confirmed");
+			await admin.getByRole("link", { name: settledOrderId.slice(0, 8) }).click();
+			await admin.getByRole("heading", { name: `Order ${settledOrderId.slice(0, 8)}` }).waitFor();
+			await admin.getByRole("button", { name: "Cancel order and refund" }).click();
+			await admin.getByRole("status").getByText("Cancelled; $4.99 refunded to the card ending 4242.").waitFor();
+			expect(await admin.getByRole("button", { name: "Cancel order and refund" }).count()).toBe(0);
+			const token = await loginAs(shop.baseUrl, CUSTOMER.email, CUSTOMER.password);
+			expect((await api.get(`/api/orders/${settledOrderId}`, { token })).body).toMatchObject({ status: "cancelled" });
+			expect((await api.get(`/api/payments?orderId=${settledOrderId}`, { token })).body.rows).toMatchObject([{ amount: 499, status: "refunded" }]);
 			await a11y(admin);
 		});
 
