@@ -121,4 +121,45 @@ describe("the cluster view on NATS", () => {
 		await eventually(async () => (await gateway.get(`/api/orders/${placed.body.id}`, { token: buyer.token })).body.status === "confirmed", 30_000);
 		expect(unexpectedErrors(office.errors)).toEqual([]);
 	});
+
+	it("tells a customer which part of the shop is down when no orders node is left, and the rest keeps working", async () => {
+		const { page } = office;
+		const api = bus.nodes.get("api-1")!;
+		const buyer = await registerUser(api.baseUrl, "while-orders-down");
+		const customer = await openPage(browser, api.baseUrl);
+		try {
+			const shopper = customer.page;
+			await shopper.goto("/login");
+			await shopper.getByLabel("Email").fill(buyer.email);
+			await shopper.getByLabel("Password").fill("correct horse battery");
+			await shopper.getByRole("button", { name: "Log in" }).click();
+			await shopper.getByRole("heading", { name: "Catalogue", level: 1 }).waitFor();
+
+			await Promise.all(["orders-1", "orders-2"].map(id => bus.nodes.get(id)!.stop()));
+			// The back office says what is down.
+			await page.getByText("Degraded: no live node runs orders. The rest keeps answering.", { exact: false }).waitFor({ timeout: 20_000 });
+			await page.getByRole("row", { name: "orders none: down" }).waitFor();
+			expect(await checkAccessibility(page)).toEqual([]);
+
+			// The catalogue and the cart still work; the order says which part is down, in words.
+			await shopper.getByRole("button", { name: "Add to cart: Moleculer mug" }).click();
+			await shopper.getByRole("link", { name: "Cart (1)" }).click();
+			await shopper.getByLabel("Card number").fill(APPROVED_TEST_CARD);
+			await shopper.getByRole("button", { name: /^Place order/ }).click();
+			const down = "The ordering part of the shop is down right now. The rest of the shop still works: try this again in a moment.";
+			await shopper.getByRole("alert").getByText(down).waitFor();
+			await shopper.getByRole("link", { name: "Cart (1)" }).waitFor();
+			expect(await checkAccessibility(shopper)).toEqual([]);
+			await shopper.getByRole("link", { name: "My orders", exact: true }).click();
+			await shopper.getByRole("alert").getByText(down).waitFor();
+			await shopper.getByRole("link", { name: "Moleculer shop" }).click();
+			await shopper.getByRole("link", { name: "Moleculer mug" }).click();
+			await shopper.getByRole("heading", { name: "Moleculer mug", level: 1 }).waitFor();
+			// Only the two 503s provoked on purpose.
+			expect(unexpectedErrors(customer.errors, [503])).toEqual([]);
+			expect(customer.errors.length).toBeLessThanOrEqual(2);
+		} finally {
+			await customer.context.close();
+		}
+	});
 });

@@ -27,9 +27,18 @@ describe("the shop in a browser", () => {
 	let adminToken: string;
 	let lastOne: { id: string; name: string };
 	let confirmedOrderId = "";
+	/** The order that was pending, then confirmed by itself (one Sticker pack): the back office cancels it. */
+	let settledOrderId = "";
 
 	const a11y = async (where: Page = page) => expect(await checkAccessibility(where)).toEqual([]);
 	const cartCount = (count: number) => page.getByRole("link", { name: `Cart (${count})` }).waitFor();
+	/** The text of the element that has the keyboard's focus (the page's body when focus was lost). */
+	const focusedText = (where: Page = page) =>
+		where.evaluate(() => {
+			const { document } = globalThis as unknown as { document: { activeElement: { tagName: string; textContent: string } | null; body: unknown } };
+			const active = document.activeElement;
+			return !active || active === document.body ? "(the page's body: focus lost)" : active.textContent.trim();
+		});
 
 	beforeAll(async () => {
 		[shop, browser] = await Promise.all([
@@ -189,14 +198,41 @@ describe("the shop in a browser", () => {
 		await page.getByRole("button", { name: "Add to cart" }).click();
 		await page.getByRole("link", { name: "Cart (1)" }).click();
 		await page.getByLabel("Card number").fill(DECLINED_TEST_CARD);
-		await page.getByRole("button", { name: /^Place order/ }).click();
+		// By keyboard: Enter on the button. The answer's words take the focus (the button was busy), and the next Tab is the button again.
+		await page.getByRole("button", { name: /^Place order/ }).focus();
+		await page.keyboard.press("Enter");
 		await page.getByRole("alert").getByText("Your card was declined by the bank. Nothing was charged: try another card.").waitFor();
+		expect(await focusedText()).toBe("Your card was declined by the bank. Nothing was charged: try another card.");
+		await page.keyboard.press("Tab");
+		expect(await focusedText()).toMatch(/^Place order/);
 		await cartCount(1);
 		await a11y();
 		// The error is not a dead end: the other card goes through (a new Idempotency-Key, so not the declined replay).
 		await page.getByLabel("Card number").fill("5555555555554444");
 		await page.getByRole("button", { name: /^Place order/ }).click();
 		await page.getByText("Thank you! Your order is confirmed and paid.").waitFor();
+	});
+
+	it("shows an order still pending, and its status turning confirmed by itself", async () => {
+		// Payments outlasts the order's wait (PAYMENT_TIMEOUT_MS) for 2 s: the shop answers 202 pending, then settles it in the background.
+		const chaos = await api.post("/api/admin/chaos", { action: "payments.capture", timeouts: 1, for: "2s" }, { token: adminToken });
+		expect(chaos.status).toBe(200);
+		await page.goto("/?search=sticker");
+		await page.getByRole("button", { name: "Add to cart: Sticker pack" }).click();
+		await page.getByRole("link", { name: "Cart (1)" }).click();
+		await page.getByLabel("Card number").fill(APPROVED_TEST_CARD);
+		await page.getByRole("button", { name: /^Place order/ }).click();
+		await page.getByRole("status").getByText("Your order is placed; the payment is still being processed. This page updates by itself.").waitFor();
+		await page.getByText("Pending: being processed").waitFor();
+		await a11y();
+		// No reload: the page asks again while the order is pending.
+		const navigations: string[] = [];
+		page.on("framenavigated", frame => navigations.push(frame.url()));
+		await page.getByRole("status").getByText("Your order is now confirmed.").waitFor({ timeout: 20_000 });
+		await page.getByText("Confirmed", { exact: true }).waitFor();
+		await page.getByText(/card ending 4242: captured/).waitFor();
+		expect(navigations).toEqual([]);
+		settledOrderId = decodeURIComponent(new URL(page.url()).pathname.split("/").pop()!);
 	});
 
 	it("names the product that is out of stock", async () => {
@@ -229,9 +265,12 @@ describe("the shop in a browser", () => {
 		await a11y();
 		await page.getByRole("link", { name: `Order ${confirmedOrderId.slice(0, 8)}, confirmed` }).click();
 		await page.getByRole("heading", { name: `Order ${confirmedOrderId.slice(0, 8)}` }).waitFor();
-		await page.getByRole("button", { name: "Cancel order" }).click();
+		// By keyboard: the button goes away with the order's cancel; the news takes the focus, not the page's body.
+		await page.getByRole("button", { name: "Cancel order" }).focus();
+		await page.keyboard.press("Enter");
 		const total = `$${((1299 + 3 * 499) / 100).toFixed(2)}`;
 		await page.getByRole("status").getByText(`Your order is cancelled. ${total} was refunded to the card ending 4242.`).waitFor();
+		expect(await focusedText()).toBe(`Your order is cancelled. ${total} was refunded to the card ending 4242.`);
 		await page.getByText(`${total} refunded to the card ending 4242`).waitFor();
 		await page.getByText("Cancelled (cancelled by the customer)").waitFor();
 		expect(await page.getByRole("button", { name: "Cancel order" }).count()).toBe(0);
@@ -374,6 +413,20 @@ describe("the shop in a browser", () => {
 			const services = await waterfall.locator("tbody tr td:nth-of-type(1)").allTextContents();
 			expect(new Set(services).size).toBeGreaterThanOrEqual(3);
 			expect(await waterfall.locator("tbody tr td:nth-of-type(4)").allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^[\d.]+ ms$/)]));
+			await a11y(admin);
+		});
+
+		it("cancels a confirmed order with its refund", async () => {
+			await admin.getByRole("link", { name: "Orders", exact: true }).click();
+			await admin.getByLabel("Status").selectOption("confirmed");
+			await admin.getByRole("link", { name: settledOrderId.slice(0, 8) }).click();
+			await admin.getByRole("heading", { name: `Order ${settledOrderId.slice(0, 8)}` }).waitFor();
+			await admin.getByRole("button", { name: "Cancel order and refund" }).click();
+			await admin.getByRole("status").getByText("Cancelled; $4.99 refunded to the card ending 4242.").waitFor();
+			expect(await admin.getByRole("button", { name: "Cancel order and refund" }).count()).toBe(0);
+			const token = await loginAs(shop.baseUrl, CUSTOMER.email, CUSTOMER.password);
+			expect((await api.get(`/api/orders/${settledOrderId}`, { token })).body).toMatchObject({ status: "cancelled" });
+			expect((await api.get(`/api/payments?orderId=${settledOrderId}`, { token })).body.rows).toMatchObject([{ amount: 499, status: "refunded" }]);
 			await a11y(admin);
 		});
 

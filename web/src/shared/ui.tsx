@@ -19,11 +19,23 @@ export function PageTitle({ children, title }: { children: ComponentChildren; ti
 	);
 }
 
-/** An error (role alert: read out at once) or a piece of news (role status: read out politely). */
+/**
+ * An error (role alert: read out at once) or a piece of news (role status: read out politely). When
+ * it appears while the keyboard's focus is lost (the button pressed was disabled while busy, or went
+ * away, as "Cancel order" does), it takes the focus: the next Tab goes on from the message, not from
+ * the top of the page.
+ */
 export function Notice({ kind, children }: { kind: "error" | "info" | "success"; children: ComponentChildren }) {
-	if (children == null || children === "" || children === false) return null;
+	const ref = useRef<HTMLParagraphElement>(null);
+	const shown = !(children == null || children === "" || children === false);
+	const text = shown ? String(children) : "";
+	useEffect(() => {
+		const active = document.activeElement;
+		if (shown && (active === null || active === document.body)) ref.current?.focus();
+	}, [shown, text]);
+	if (!shown) return null;
 	return (
-		<p class={`notice notice-${kind}`} role={kind === "error" ? "alert" : "status"}>
+		<p ref={ref} tabIndex={-1} class={`notice notice-${kind}`} role={kind === "error" ? "alert" : "status"}>
 			{children}
 		</p>
 	);
