@@ -27,8 +27,14 @@
  *   is still recorded, so the calls it makes inherit what is left;
  * - for a top-level local call of the process's own code (no handler awaits it: a REPL command, a
  *   test, the benchmark), with no timeout given: the code that makes it decides how long it waits.
+ *
+ * A remote call that timed out is also untracked here. Moleculer's ContextTracker (inside this
+ * middleware) counts it as running until the transit's request settles, but its ErrorHandler (outside)
+ * then drops the pending request, so the answer that comes late is an orphan and that request never
+ * settles: the context stayed in the broker's list for good (memory), and the node's next stop waited
+ * out `tracking.shutdownTimeout` (15 s, then an ERROR) for calls that had long been answered.
  */
-import type { ActionSchema, Context, Middleware, ServiceBroker } from "moleculer";
+import { Errors, type ActionSchema, type Context, type Middleware, type ServiceBroker } from "moleculer";
 import { builtinMiddlewares, type ActionHook, type CallHandler } from "./moleculer-internals";
 
 interface TimedContext extends Context {
@@ -48,9 +54,17 @@ function inherited(ctx: TimedContext): boolean {
 	return ctx.options.timeout! >= left - 1;
 }
 
+/** Takes a remote call the caller has given up on out of the ContextTracker's list (moleculer/src/middlewares/context-tracker.js). */
+function untrack(broker: ServiceBroker, ctx: Context): void {
+	const list = (broker as unknown as { _trackedContexts?: Context[] })._trackedContexts;
+	const index = list ? list.indexOf(ctx) : -1;
+	if (index !== -1) list!.splice(index, 1);
+}
+
 export function CallTimeouts(this: ServiceBroker, broker: ServiceBroker): Middleware {
 	const builtin = builtinMiddlewares.Timeout.call(broker, broker);
 	const timed = builtin.localAction as ActionHook;
+	const timedRemote = builtin.remoteAction as ActionHook;
 	const nodeID = broker.nodeID;
 
 	return {
@@ -70,6 +84,15 @@ export function CallTimeouts(this: ServiceBroker, broker: ServiceBroker): Middle
 					return next(ctx);
 				}
 				return withTimer(ctx);
+			};
+		},
+		remoteAction(this: ServiceBroker, next: CallHandler, action: ActionSchema): CallHandler {
+			const withTimer = timedRemote.call(this, next, action);
+			return function remoteCallTimeout(ctx: Context) {
+				return withTimer(ctx).catch((err: unknown) => {
+					if (err instanceof Errors.RequestTimeoutError) untrack(broker, ctx);
+					throw err;
+				});
 			};
 		}
 	} as Middleware;

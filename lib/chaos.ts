@@ -128,9 +128,12 @@ export function chaosRule(request: ChaosRequest): ChaosRule {
 	return rule;
 }
 
-/** Sends a switch to every node (the event reaches this node too). */
-export async function switchChaos(broker: ServiceBroker, change: ChaosSwitch): Promise<void> {
-	await broker.broadcast(CHAOS_EVENT, change);
+/**
+ * Sends a switch to every node (the event reaches this node too). Given the request that asked for
+ * it (the admin API's), the event carries its request id: each node's log line of the switch does too.
+ */
+export async function switchChaos(broker: ServiceBroker, change: ChaosSwitch, parentCtx?: Context): Promise<void> {
+	await broker.broadcast(CHAOS_EVENT, change, parentCtx ? { parentCtx } : undefined);
 }
 
 /** A short line for a rule: `payments.capture on payments-1: errors 100% for 30s`. */

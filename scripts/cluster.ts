@@ -115,7 +115,11 @@ if (process.argv[2] !== "roll") {
 if (natsAuth) {
 	// What `npm run repl` needs to join this cluster (the ops user may call every node): private, like the config.
 	const opsEnv = path.join(natsAuth.dir, "ops.env");
-	writeFileSync(opsEnv, `NODEID=${OPS_NODE_ID}\nTRANSPORTER=${transporterFor("ops")}\nTRANSIT_KEY=${transitKey}\n`, { mode: 0o600 });
+	// METRICS_PORT: the base port, which no node of the cluster takes (they have base + 1, + 2, ...); without it the
+	// REPL took the default 3030 and died on EADDRINUSE when the cluster ran on other ports beside something on 3030.
+	writeFileSync(opsEnv, `NODEID=${OPS_NODE_ID}\nTRANSPORTER=${transporterFor("ops")}\nTRANSIT_KEY=${transitKey}\nMETRICS_PORT=${metricsBase}\n`, {
+		mode: 0o600
+	});
 	console.log(`NATS users, permissions and routes: ${natsAuth.dir}; to attach a REPL: env $(cat ${opsEnv}) npm run repl`);
 	natsAuth.configFiles.forEach((configFile, i) => {
 		const server = start(`nats-${i + 1}`, "nats-server", ["-c", configFile]);

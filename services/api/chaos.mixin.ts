@@ -32,7 +32,7 @@ export const ChaosMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
 			async handler(ctx: Context<ChaosRequest, ShopMeta>): Promise<{ rule: ChaosRule }> {
 				refuseUnlessAllowed(this.settings as unknown as ChaosSettings);
 				const rule = chaosRule(ctx.params);
-				await switchChaos(this.broker, { on: rule });
+				await switchChaos(this.broker, { on: rule }, ctx);
 				this.logger.warn(`Chaos switched on by ${ctx.meta.user!.email}`);
 				return { rule };
 			}
@@ -44,7 +44,7 @@ export const ChaosMixin: Partial<ServiceSchema<ApiSettingsSchema>> = {
 			auth: "admin",
 			params: { action: { type: "string", max: 128, optional: true }, $$strict: "remove" },
 			async handler(ctx: Context<{ action?: string }, ShopMeta>): Promise<{ off: string }> {
-				await switchChaos(this.broker, { off: { action: ctx.params.action } });
+				await switchChaos(this.broker, { off: { action: ctx.params.action } }, ctx);
 				return { off: ctx.params.action ?? "every rule" };
 			}
 		},

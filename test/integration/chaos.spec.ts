@@ -46,6 +46,25 @@ describe("POST /api/admin/chaos", () => {
 		expect((await api.get("/api/admin/chaos", { token: admin })).body.nodes[0].rules).toEqual([]);
 	});
 
+	it("logs each switch under the admin request's id, as every line of a request", async () => {
+		const { api, admin, shop } = await shopWith({ ...ADMIN_ENV, LOG_LEVEL: "info" });
+		const on = await api.post(
+			"/api/admin/chaos",
+			{ action: "inventory.get", latency: "10ms" },
+			{ token: admin, headers: { "x-request-id": "chaos-switch-on-1" } }
+		);
+		expect(on.status).toBe(200);
+		const off = await api.request("DELETE", "/api/admin/chaos", { token: admin, headers: { "x-request-id": "chaos-switch-off-1" } });
+		expect(off.status).toBe(200);
+		const lines = (marker: string) =>
+			shop
+				.output()
+				.split("\n")
+				.filter(line => line.includes(marker));
+		expect(lines("Chaos on: inventory.get")).toEqual([expect.stringContaining("[req chaos-switch-on-1]")]);
+		expect(lines("Chaos switched off: inventory.get")).toEqual([expect.stringContaining("[req chaos-switch-off-1]")]);
+	});
+
 	it("is for admins only, and refuses a bad rule with a 422 naming the field", async () => {
 		const { api, admin, shop } = await shopWith({ ...ADMIN_ENV });
 		const customer = await registerUser(shop.baseUrl);

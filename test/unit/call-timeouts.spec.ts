@@ -116,6 +116,29 @@ describe("request timeouts across nodes", () => {
 			await Promise.all([caller.stop(), callee.stop()]);
 		}
 	});
+
+	it("a remote call that timed out is no longer tracked: the caller's stop does not wait out shutdownTimeout for it", async () => {
+		// tracking as moleculer.config.ts has it; shutdownTimeout long enough that waiting it out is unmistakable.
+		const tracking = { enabled: true, shutdownTimeout: 4000 };
+		const caller = shopBroker({ nodeID: "caller", transporter: "Fake", tracking });
+		const callee = shopBroker({ nodeID: "callee", transporter: "Fake", tracking });
+		for (const schema of services) callee.createService(schema);
+		const tracked = () => (caller as unknown as { _trackedContexts: Context[] })._trackedContexts;
+		await Promise.all([caller.start(), callee.start()]);
+		try {
+			await caller.waitForServices(["slow"]);
+			await expect(caller.call("slow.hang", {}, { retries: 0 })).rejects.toThrow(Errors.RequestTimeoutError);
+			await expect(caller.call("slow.late", {}, { retries: 0 })).rejects.toThrow(Errors.RequestTimeoutError);
+			// The late answer comes after the caller gave up (an orphan): nothing may still count the call as running.
+			await sleep(REQUEST_TIMEOUT * 2);
+			expect(tracked()).toEqual([]);
+			const stopping = Date.now();
+			await caller.stop();
+			expect(Date.now() - stopping).toBeLessThan(tracking.shutdownTimeout / 2);
+		} finally {
+			await Promise.all([caller.stop(), callee.stop()]);
+		}
+	});
 });
 
 describe("the order flow on the shop's middlewares", () => {
