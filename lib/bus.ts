@@ -10,8 +10,8 @@
  */
 import { hkdfSync } from "node:crypto";
 import * as moleculer from "moleculer";
-import type { BrokerOptions, Middleware } from "moleculer";
-import { usernamePasswordAuthenticator } from "nats";
+import type { BrokerOptions, Middleware, ServiceBroker } from "moleculer";
+import { Events, usernamePasswordAuthenticator, type NatsConnection } from "nats";
 import { parseNatsServers } from "./config";
 
 /** Moleculer exports its built-in middlewares at run time; its type declarations leave them out. */
@@ -69,6 +69,35 @@ export function natsTransporter(transporter: string, options: { name?: string } 
 			...NATS_RECONNECT,
 			...(options.name ? { name: options.name } : {}),
 			...(user ? { authenticator: usernamePasswordAuthenticator(user, password) } : {})
+		}
+	};
+}
+
+/**
+ * Moleculer's NATS transporter logs the client's disconnects and reconnects at debug only, so an
+ * operator who lost a nats-server sees nothing at info. This logs each at warn/info on the node that
+ * moved: which server it lost, which one it is on again, and how long that took.
+ */
+export function natsConnectionLog(): Middleware {
+	return {
+		name: "NatsConnectionLog",
+		async started(broker: ServiceBroker) {
+			// The transporter's own client (moleculer/src/transporters/nats.js keeps it as `client`).
+			const client = (broker.transit?.tx as { client?: NatsConnection } | undefined)?.client;
+			if (!client) return;
+			const logger = broker.getLogger("nats");
+			void (async () => {
+				let lostAt = 0;
+				for await (const status of client.status()) {
+					if (broker.stopping) return;
+					if (status.type === Events.Disconnect) {
+						lostAt = Date.now();
+						logger.warn(`Lost the connection to nats-server ${String(status.data)}: reconnecting to the servers left`);
+					} else if (status.type === Events.Reconnect) {
+						logger.info(`Connected again, to nats-server ${String(status.data)}, ${Date.now() - lostAt} ms after the loss`);
+					}
+				}
+			})();
 		}
 	};
 }

@@ -89,8 +89,9 @@ const PaymentsService: ServiceSchema<PaymentsSettings, object, DbVars<PaymentsSt
 			async handler(ctx: Context<CaptureParams>): Promise<Payment> {
 				const { orderId, userId, amount, card } = ctx.params;
 				if (!isValidCardNumber(card)) throw validationError("payment.card", "The card number must be 12 to 19 digits and pass the Luhn check");
+				const id = randomUUID();
 				const payment = await this.store.capture({
-					id: randomUUID(),
+					id,
 					orderId,
 					userId,
 					amount,
@@ -98,7 +99,9 @@ const PaymentsService: ServiceSchema<PaymentsSettings, object, DbVars<PaymentsSt
 					cardLast4: lastFour(card)
 				});
 				if (!payment) throw invalidState("This order was voided and cannot be charged", { orderId });
-				this.logger.info(`Payment ${payment.status} for order ${orderId}: ${payment.amount} cents, card ending ${payment.cardLast4}`);
+				// A retry (the settle loop, a caller's timeout) answers the first payment: say so, lest the log read as a second charge.
+				if (payment.id !== id) this.logger.info(`Order ${orderId} already has its payment (${payment.status}): nothing charged again`);
+				else this.logger.info(`Payment ${payment.status} for order ${orderId}: ${payment.amount} cents, card ending ${payment.cardLast4}`);
 				return payment;
 			}
 		},

@@ -42,7 +42,8 @@ describe("the shop on a three-server NATS cluster", () => {
 		// payments-3 joins later, while a server is down.
 		const nodes = busNodesOf(CLUSTER_LAYOUT, []);
 		bus = await startBusOnCluster({ name: "failover", size: 3, nodes: { ...nodes, payments: [...nodes.payments, "payments-3"] } });
-		await bus.startLayout(FULL);
+		// At info, for the nodes' own lines about losing a server and connecting again.
+		await bus.startLayout(FULL, { env: { LOG_LEVEL: "info" } });
 	});
 
 	afterAll(async () => {
@@ -165,6 +166,12 @@ describe("the shop on a three-server NATS cluster", () => {
 
 		expect(victimNodes.length).toBeGreaterThanOrEqual(3);
 		expect(reconnectedAt.size).toBe(victimNodes.length);
+		// Each node that moved says so in its own log, with the server it lost and how long it took.
+		for (const nodeID of victimNodes) {
+			const log = bus.nodes.get(nodeID)!.output();
+			expect(log).toContain(`Lost the connection to nats-server ${victim.hostPort}`);
+			expect(log).toMatch(/Connected again, to nats-server [\d.:]+, \d+ ms after the loss/);
+		}
 		expect(recoveredMs).toBeLessThan(RECOVERY_BOUND_MS);
 		// The contract's answers only: accepted, pending, or 503 while a call had nowhere to go; never a 500.
 		expect(answers.filter(answer => ![201, 202, 503].includes(answer.status))).toEqual([]);
