@@ -430,6 +430,32 @@ describe("the shop in a browser", () => {
 			await a11y(admin);
 		});
 
+		it("marks an order pending for over 10 s as stuck, with its age and the node attending it", async () => {
+			// Payments outlasts every capture attempt for a while: the order answers 202 and stays pending.
+			expect((await api.post("/api/admin/chaos", { action: "payments.capture", timeouts: 1, for: "60s" }, { token: adminToken })).status).toBe(200);
+			const token = await loginAs(shop.baseUrl, CUSTOMER.email, CUSTOMER.password);
+			const placed = await api.post("/api/orders", { items: [{ productId: lastOne.id, quantity: 1 }], payment: { card: APPROVED_TEST_CARD } }, { token });
+			expect(placed.status).toBe(202);
+			const orderId: string = placed.body.id;
+			const pending = (await api.get("/api/orders?status=pending", { token: adminToken })).body.rows as Array<{ id: string; ownerNode: string }>;
+			const ownerNode = pending.find(order => order.id === orderId)!.ownerNode;
+			// One process: the node attending it is the gateway's own.
+			expect(ownerNode).toBe((await api.get("/api/health")).body.nodeID);
+			// The page's clock 15 s ahead rather than a 10 s wait: to the page, the order is 15 s old.
+			await admin.clock.setFixedTime(Date.now() + 15_000);
+			await admin.getByRole("link", { name: "Orders", exact: true }).click();
+			await admin.getByLabel("Status").selectOption("pending");
+			await admin.getByText("1 order has been pending for over 10 s: marked “stuck” below, with the node attending each.").waitFor();
+			const row = admin.getByRole("row").filter({ has: admin.getByRole("link", { name: orderId.slice(0, 8) }) });
+			await row.getByText("stuck").waitFor();
+			expect(await row.getByRole("cell").allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^1[5-9] s$/), ownerNode]));
+			await a11y(admin);
+			// Payments answers again: the order settles by itself and is no longer stuck.
+			expect((await api.request("DELETE", "/api/admin/chaos/payments.capture", { token: adminToken })).status).toBe(200);
+			await admin.getByText("0 orders, pending", { exact: false }).waitFor({ timeout: 20_000 });
+			expect((await api.get(`/api/orders/${orderId}`, { token })).body.status).toBe("confirmed");
+		});
+
 		it("shows this one-process shop as one node running every service", async () => {
 			await admin.getByRole("link", { name: "Cluster" }).click();
 			await admin.getByRole("heading", { name: "Nodes" }).waitFor();

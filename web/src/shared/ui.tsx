@@ -1,6 +1,6 @@
 /** Small accessible building blocks both apps share. */
 import type { ComponentChildren } from "preact";
-import { useEffect, useId, useRef, useState } from "preact/hooks";
+import { useEffect, useId, useLayoutEffect, useRef, useState } from "preact/hooks";
 
 /**
  * The page's heading: focused when the page changes, so a screen reader announces the new page and
@@ -29,7 +29,9 @@ export function Notice({ kind, children }: { kind: "error" | "info" | "success";
 	const ref = useRef<HTMLParagraphElement>(null);
 	const shown = !(children == null || children === "" || children === false);
 	const text = shown ? String(children) : "";
-	useEffect(() => {
+	// A layout effect: the focus moves in the same task as the message appears, not after the next paint,
+	// so nothing (a person's next key, a test) meets the message shown and the focus still lost.
+	useLayoutEffect(() => {
 		const active = document.activeElement;
 		if (shown && (active === null || active === document.body)) ref.current?.focus();
 	}, [shown, text]);
