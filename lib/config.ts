@@ -9,6 +9,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { isIP } from "node:net";
 import path from "node:path";
 import { Validators } from "moleculer";
+import { parse as parsePostgresUrl } from "pg-connection-string";
 import { parseSqliteTarget } from "./db/sqlite-url";
 import { emailRule } from "./params";
 
@@ -270,10 +271,14 @@ function parseTracing(env: Env): TracingConfig {
 	return { zipkinUrl: url.href.replace(/\/+$/, ""), zipkinAuthorization, sampleRate };
 }
 
-/** Whether node-postgres can read the URL (pg-connection-string's `parse`: spaces and stray `%` encoded first, an empty host allowed). */
+/** Whether node-postgres can read the URL (its own parser, which the PostgreSQL adapter's pool uses). */
 function parsesAsPostgresUrl(raw: string): boolean {
-	const url = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(raw) ? encodeURI(raw).replace(/%25(\d\d)/g, "%$1") : raw;
-	return URL.canParse(url, "postgres://base") || URL.canParse(url.replace("@/", "@___DUMMY___/"), "postgres://base");
+	try {
+		parsePostgresUrl(raw);
+		return true;
+	} catch {
+		return false;
+	}
 }
 
 function checkDbUrl(key: string, raw: string): string {

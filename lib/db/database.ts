@@ -9,7 +9,8 @@
  */
 import type { Logger } from "moleculer";
 import { PostgresDatabase } from "./postgres";
-import { parseSqliteTarget, SqliteDatabase } from "./sqlite";
+import { SqliteDatabase } from "./sqlite";
+import { parseSqliteTarget } from "./sqlite-url";
 
 export type DialectName = "sqlite" | "postgres";
 export type SqlValue = string | number | null;

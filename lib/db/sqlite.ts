@@ -30,8 +30,6 @@ import sqlite3 from "sqlite3";
 import type { Database, Sql, SqlValue } from "./database";
 import type { Synchronous } from "./sqlite-url";
 
-export { parseSqliteTarget, type Synchronous } from "./sqlite-url";
-
 /** How many queued write jobs share one commit at most. */
 const MAX_BATCH = 64;
 const BUSY_TIMEOUT_MS = 10_000;
