@@ -23,11 +23,12 @@ describe("the shop on NATS", () => {
 	/** Stock of every product when the suite began: the start of the books. */
 	const initialStock = new Map<string, number>();
 
-	async function captureCalls(nodeID: string): Promise<number> {
+	/** How many calls of `action` the node has handled (its Prometheus request counter). */
+	async function callsOf(nodeID: string, action: string): Promise<number> {
 		const text = await (await fetch(`http://127.0.0.1:${bus.nodes.get(nodeID)!.metricsPort}/metrics`)).text();
 		return text
 			.split("\n")
-			.filter(line => line.startsWith("moleculer_request_total{") && line.includes('action="payments.capture"'))
+			.filter(line => line.startsWith("moleculer_request_total{") && line.includes(`action="${action}"`))
 			.reduce((sum, line) => sum + Number(line.split(" ").pop()), 0);
 	}
 
@@ -39,7 +40,7 @@ describe("the shop on NATS", () => {
 
 	/** Every node of the suite's layout, and what each must see once they have all joined. */
 	const FULL: Layout = {
-		users: ["users-1"],
+		users: ["users-1", "users-2"],
 		inventory: ["inventory-1", "inventory-2"],
 		orders: ["orders-1"],
 		payments: ["payments-1", "payments-2"],
@@ -52,7 +53,7 @@ describe("the shop on NATS", () => {
 			name: "cluster",
 			nodes: {
 				api: ["api-1"],
-				users: ["users-1"],
+				users: ["users-1", "users-2"],
 				inventory: ["inventory-1", "inventory-2"],
 				orders: ["orders-1", "orders-2"],
 				payments: ["payments-1", "payments-2", "payments-3"]
@@ -84,7 +85,7 @@ describe("the shop on NATS", () => {
 		const buyer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
 		const productId = [...initialStock.keys()][0];
 		for (let i = 0; i < 10; i++) expect((await placeOrder(buyer.token, productId)).status).toBe(201);
-		const [first, second] = [await captureCalls("payments-1"), await captureCalls("payments-2")];
+		const [first, second] = [await callsOf("payments-1", "payments.capture"), await callsOf("payments-2", "payments.capture")];
 		expect(first).toBeGreaterThan(0);
 		expect(second).toBeGreaterThan(0);
 		expect(first + second).toBe(10);
@@ -110,6 +111,36 @@ describe("the shop on NATS", () => {
 			100
 		).catch(() => undefined);
 		expect(after).toEqual(Array(6).fill(stock - 3));
+	});
+
+	it("revokes a user's tokens on every users node when an operator changes the user's role over the bus", async () => {
+		const customer = await registerUser(bus.nodes.get("api-1")!.baseUrl);
+		const me = () => Promise.all(Array.from({ length: 6 }, () => gateway.get("/api/users/me", { token: customer.token })));
+		// Both users nodes resolve the token (round robin) and cache the resolution for 60 s.
+		const resolvedBefore = await Promise.all(["users-1", "users-2"].map(nodeID => callsOf(nodeID, "users.resolveToken")));
+		expect((await me()).map(res => res.status)).toEqual(Array(6).fill(200));
+		const resolvedAfter = await Promise.all(["users-1", "users-2"].map(nodeID => callsOf(nodeID, "users.resolveToken")));
+		expect(resolvedAfter[0]).toBeGreaterThan(resolvedBefore[0]);
+		expect(resolvedAfter[1]).toBeGreaterThan(resolvedBefore[1]);
+
+		// The operator's call (as `npm run repl` makes it) lands on one users node; user.tokensRevoked
+		// crosses NATS to the other within moments. A node that missed it would answer from its cache.
+		const changed = await bus.observer.broker.call<{ role: string }, object>("users.setRole", { email: customer.email, role: "admin" });
+		expect(changed.role).toBe("admin");
+		let statuses: number[] = [];
+		await eventually(
+			async () => {
+				statuses = (await me()).map(res => res.status);
+				return statuses.every(status => status === 401);
+			},
+			5_000,
+			100
+		).catch(() => undefined);
+		expect(statuses).toEqual(Array(6).fill(401));
+
+		// A new login carries the new role.
+		const token = await loginAs(bus.nodes.get("api-1")!.baseUrl, customer.email, "correct horse battery");
+		expect((await gateway.get("/api/users/me", { token })).body).toMatchObject({ email: customer.email, role: "admin" });
 	});
 
 	describe("with every payments node killed", () => {
