@@ -21,16 +21,14 @@ import autocannon from "autocannon";
 import { ServiceBroker, type Context } from "moleculer";
 import projectOptions from "../moleculer.config";
 import { auditBooks } from "../test/support/books";
-import { seededRandom } from "../lib/prng";
 import { startBus } from "../test/support/bus";
 import { registerUser, ROOT, startShop, type ShopProcess } from "../test/support/shop";
-import { APPROVED_TEST_CARD } from "../lib/cards";
 import { DEFAULT_TRACING_SAMPLE_RATE } from "../lib/config";
 import { shopTracing } from "../lib/tracing";
 import { shopMiddlewares } from "../lib/broker-middlewares";
 import { callOverhead, DEFAULT_BROKER, formatCallOverhead, PROJECT, type CallOverhead } from "./call-overhead";
 import { median, round2, rssMb, scrapeCounters } from "./measure";
-import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, SEEDED_STOCK, seedProducts, startBare } from "./setup";
+import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, orderRequest, SEEDED_STOCK, seedProducts, startBare } from "./setup";
 import { zipfSampler } from "./zipf";
 
 // --- Options ------------------------------------------------------------------------------------
@@ -239,33 +237,14 @@ function readSide(name: string, baseUrl: string, productIds: string[]): Side {
 function orderSide(shop: Shop): Side {
 	return {
 		name: shop.name,
-		spec: (seconds, overallRate) => {
-			const next = seededRandom(BENCH_SEED + 1);
-			let connection = 0;
-			const hotProducts = shop.productIds.slice(0, 100);
-			return {
-				url: shop.baseUrl,
-				seconds,
-				connections: settings.connections,
-				overallRate,
-				requests: [
-					{
-						method: "POST",
-						path: "/api/orders",
-						setupRequest: (request: autocannon.Request, context: object) => {
-							const perConnection = context as { token?: string };
-							perConnection.token ??= shop.buyers[connection++ % shop.buyers.length];
-							const productId = hotProducts[Math.floor(next() * hotProducts.length)];
-							return {
-								...request,
-								headers: { "content-type": "application/json", authorization: `Bearer ${perConnection.token}` },
-								body: JSON.stringify({ items: [{ productId, quantity: 1 + Math.floor(next() * 3) }], payment: { card: APPROVED_TEST_CARD } })
-							};
-						}
-					}
-				]
-			};
-		}
+		// The 100 first products (the most popular of the Zipf reads): orders compete for the same rows.
+		spec: (seconds, overallRate) => ({
+			url: shop.baseUrl,
+			seconds,
+			connections: settings.connections,
+			overallRate,
+			requests: [orderRequest(shop.buyers, shop.productIds.slice(0, 100))]
+		})
 	};
 }
 

@@ -13,12 +13,10 @@
  */
 import { readFileSync } from "node:fs";
 import autocannon from "autocannon";
-import { APPROVED_TEST_CARD } from "../lib/cards";
-import { seededRandom } from "../lib/prng";
 import { startNats, type NatsServer } from "../test/support/nats";
 import { freePort, registerUser, ROOT, startShop, tempDataDir } from "../test/support/shop";
 import { CLK_TCK, cpuTicks, median } from "./measure";
-import { BENCH_ENV, BENCH_SEED, benchAdminToken, seedProducts } from "./setup";
+import { BENCH_ENV, benchAdminToken, orderRequest, seedProducts } from "./setup";
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -128,8 +126,6 @@ interface Round {
 }
 
 async function load(side: Side, seconds: number): Promise<Round> {
-	const next = seededRandom(BENCH_SEED + 1);
-	let connection = 0;
 	const before = side.nodes.map(node => cpuTicks(node.pid));
 	const tripsBefore = sqliteTrips(side);
 	const result = await autocannon({
@@ -137,22 +133,7 @@ async function load(side: Side, seconds: number): Promise<Round> {
 		connections: CONNECTIONS,
 		duration: seconds,
 		timeout: 10,
-		requests: [
-			{
-				method: "POST",
-				path: "/api/orders",
-				setupRequest: (request: autocannon.Request, context: object) => {
-					const perConnection = context as { token?: string };
-					perConnection.token ??= side.buyers[connection++ % side.buyers.length];
-					const productId = side.productIds[Math.floor(next() * side.productIds.length)];
-					return {
-						...request,
-						headers: { "content-type": "application/json", authorization: `Bearer ${perConnection.token}` },
-						body: JSON.stringify({ items: [{ productId, quantity: 1 + Math.floor(next() * 3) }], payment: { card: APPROVED_TEST_CARD } })
-					};
-				}
-			}
-		]
+		requests: [orderRequest(side.buyers, side.productIds)]
 	});
 	const ticks = side.nodes.reduce((sum, node, i) => sum + cpuTicks(node.pid) - before[i], 0);
 	const orders = result.requests.total;

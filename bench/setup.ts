@@ -2,6 +2,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
+import type autocannon from "autocannon";
+import { APPROVED_TEST_CARD } from "../lib/cards";
 import { seededRandom } from "../lib/prng";
 import { client, freePort, ROOT, tempDataDir } from "../test/support/shop";
 
@@ -71,4 +73,27 @@ export async function startBare(routes: Record<string, string>): Promise<{ url: 
 		child.once("exit", code => reject(new Error(`bare server exited with ${code}`)));
 	});
 	return { url: `http://127.0.0.1:${port}`, child, stop: () => void child.kill() };
+}
+
+/**
+ * autocannon's request for `POST /api/orders`: each connection orders as one of `buyers` (their
+ * tokens, dealt in turn), 1 to 3 units of a product drawn from `productIds` with the fixed seed.
+ */
+export function orderRequest(buyers: readonly string[], productIds: readonly string[]): autocannon.Request {
+	const next = seededRandom(BENCH_SEED + 1);
+	let connection = 0;
+	return {
+		method: "POST",
+		path: "/api/orders",
+		setupRequest: (request: autocannon.Request, context: object) => {
+			const perConnection = context as { token?: string };
+			perConnection.token ??= buyers[connection++ % buyers.length];
+			const productId = productIds[Math.floor(next() * productIds.length)];
+			return {
+				...request,
+				headers: { "content-type": "application/json", authorization: `Bearer ${perConnection.token}` },
+				body: JSON.stringify({ items: [{ productId, quantity: 1 + Math.floor(next() * 3) }], payment: { card: APPROVED_TEST_CARD } })
+			};
+		}
+	};
 }
