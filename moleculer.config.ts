@@ -6,7 +6,7 @@
  * the default of hanging until a long timeout.
  */
 import type { BrokerOptions, Errors, Middleware, ServiceBroker } from "moleculer";
-import { natsConnectionLog, natsTransporter, transitEncryption } from "./lib/bus";
+import { natsReconnects, natsTransporter, transitEncryption } from "./lib/bus";
 import { shopMiddlewares } from "./lib/broker-middlewares";
 import { BoundedCacher, CACHE_LIMITS, validatedKeygen } from "./lib/cacher";
 import { chaosMiddleware } from "./lib/chaos";
@@ -53,14 +53,14 @@ if (replConsole) {
 // packet is encrypted with TRANSIT_KEY by Moleculer's own middleware (required in production).
 function busMiddlewares(): Middleware[] {
 	if (!config.transporterUrl) return [];
-	if (config.transitKey) return [natsConnectionLog(), transitEncryption(config.transitKey)];
+	if (config.transitKey) return [natsReconnects(), transitEncryption(config.transitKey)];
 	const warning: Middleware = {
 		name: "UnencryptedBus",
 		created(broker: ServiceBroker) {
 			broker.logger.warn("TRANSIT_KEY is not set: packets cross the bus unencrypted (refused when NODE_ENV=production).");
 		}
 	};
-	return [natsConnectionLog(), warning];
+	return [natsReconnects(), warning];
 }
 
 // Traces (README "Operating the shop / Traces"): Moleculer's tracer, and the request id in every log line.

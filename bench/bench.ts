@@ -28,7 +28,7 @@ import { shopTracing } from "../lib/tracing";
 import { shopMiddlewares } from "../lib/broker-middlewares";
 import { callOverhead, DEFAULT_BROKER, formatCallOverhead, PROJECT, type CallOverhead } from "./call-overhead";
 import { median, round2, rssMb, scrapeCounters } from "./measure";
-import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, orderRequest, SEEDED_STOCK, seedProducts, startBare } from "./setup";
+import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, option, orderRequest, progressLog, SEEDED_STOCK, seedProducts, startBare } from "./setup";
 import { zipfSampler } from "./zipf";
 
 // --- Options ------------------------------------------------------------------------------------
@@ -39,20 +39,16 @@ const soakIndex = argv.indexOf("--soak");
 const soakSeconds = soakIndex >= 0 ? Number(argv[soakIndex + 1] || 300) : 0;
 const tracingOnly = argv.includes("--tracing");
 const withTracing = !quick && !argv.includes("--no-tracing");
-const numberOption = (name: string): number | undefined => {
-	const at = argv.indexOf(name);
-	return at >= 0 ? Number(argv[at + 1]) : undefined;
-};
 const defaults = quick
 	? { rounds: 2, seconds: 2, warmupSeconds: 1, products: 200, connections: 32 }
 	: tracingOnly
 		? { rounds: 3, seconds: 8, warmupSeconds: 2, products: 200, connections: 32 }
 		: { rounds: 5, seconds: 10, warmupSeconds: 3, products: 1000, connections: 32 };
-const settings = { ...defaults, rounds: numberOption("--rounds") ?? defaults.rounds, seconds: numberOption("--seconds") ?? defaults.seconds };
+const settings = { ...defaults, rounds: Number(option("--rounds", String(defaults.rounds))), seconds: Number(option("--seconds", String(defaults.seconds))) };
 
 // --- Small helpers ------------------------------------------------------------------------------
 
-const progress = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+const progress = progressLog("bench");
 
 // --- Load -------------------------------------------------------------------------------------
 

@@ -28,17 +28,12 @@ import { auditBooks } from "../test/support/books";
 import { client, registerUser, startShop, tempDataDir, type ShopProcess } from "../test/support/shop";
 import { APPROVED_TEST_CARD, DECLINED_TEST_CARD } from "../lib/cards";
 import { cpuTicks, CLK_TCK } from "./measure";
-import { BENCH_ADMIN, BENCH_ENV } from "./setup";
+import { BENCH_ENV, benchAdminToken, option } from "./setup";
 
 const PRODUCTS = 100;
 const STOCK = 10_000_000;
 
 type Api = ReturnType<typeof client>;
-
-function option(name: string, fallback: string): string {
-	const at = process.argv.indexOf(`--${name}`);
-	return at >= 0 && process.argv[at + 1] !== undefined ? process.argv[at + 1] : fallback;
-}
 
 async function ok(api: Api, url: string, token?: string) {
 	const res = await api.get(url, token ? { token } : undefined);
@@ -182,11 +177,11 @@ async function timed<T>(shop: ShopProcess, work: () => Promise<T>): Promise<Timi
 const cpuOf = (timing: Timing<unknown>) => `CPU shop ${timing.cpu.toFixed(2)} s, client ${timing.clientCpu.toFixed(2)} s`;
 
 async function main(): Promise<void> {
-	const sizes = option("sizes", "5000,20000").split(",").map(Number);
-	const oldUpTo = Number(option("old-up-to", "20000"));
-	const concurrency = Number(option("concurrency", "32"));
+	const sizes = option("--sizes", "5000,20000").split(",").map(Number);
+	const oldUpTo = Number(option("--old-up-to", "20000"));
+	const concurrency = Number(option("--concurrency", "32"));
 	const direct = process.argv.includes("--direct");
-	const dataDir = option("data-dir", "") || tempDataDir("shop-books-audit-");
+	const dataDir = option("--data-dir", "") || tempDataDir("shop-books-audit-");
 	const start = () =>
 		startShop({
 			dataDir,
@@ -196,11 +191,12 @@ async function main(): Promise<void> {
 	let shop = await start();
 	try {
 		let api = client(shop.baseUrl);
-		let admin = (await api.post("/api/users/login", BENCH_ADMIN)).body.token as string;
+		let admin = await benchAdminToken(shop.baseUrl);
 		type Listed = { id: string; sku: string; name: string; price: number };
 		const products: Listed[] = (await ok(api, `/api/products?pageSize=100&search=BOOKS-`)).rows;
 		for (let i = products.length; i < PRODUCTS; i++) {
 			const res = await api.post("/api/products", { sku: `BOOKS-${i}`, name: `Product ${i}`, price: 100 + i, stock: STOCK }, { token: admin });
+			if (res.status !== 201) throw new Error(`creating product BOOKS-${i} answered ${res.status}: ${JSON.stringify(res.body)}`);
 			products.push(res.body);
 		}
 		const productIds = products.map(product => product.id);
@@ -214,7 +210,7 @@ async function main(): Promise<void> {
 				await seedDirect(dataDir, products, buyers[0].id, seeded, size);
 				shop = await start();
 				api = client(shop.baseUrl);
-				admin = (await api.post("/api/users/login", BENCH_ADMIN)).body.token as string;
+				admin = await benchAdminToken(shop.baseUrl);
 			} else if (size > seeded) {
 				await seedOrders(
 					api,

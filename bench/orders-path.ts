@@ -16,13 +16,9 @@ import autocannon from "autocannon";
 import { startNats, type NatsServer } from "../test/support/nats";
 import { freePort, registerUser, ROOT, startShop, tempDataDir } from "../test/support/shop";
 import { CLK_TCK, cpuTicks, median } from "./measure";
-import { BENCH_ENV, benchAdminToken, orderRequest, seedProducts } from "./setup";
+import { BENCH_ENV, benchAdminToken, option, orderRequest, progressLog, seedProducts } from "./setup";
 
 const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-	const i = argv.indexOf(name);
-	return i >= 0 && argv[i + 1] ? argv[i + 1] : fallback;
-};
 const OLD_ROOT = option("--old", "");
 const ROUNDS = Number(option("--rounds", "3"));
 const SECONDS = Number(option("--seconds", "6"));
@@ -45,7 +41,7 @@ const BOTH_ENV = envOption("--env");
 const CONNECTIONS = 32;
 const PRODUCTS = 100;
 
-const log = (message: string) => process.stderr.write(`[orders-path ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+const log = progressLog("orders-path");
 
 interface Node {
 	pid: number;

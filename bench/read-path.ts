@@ -21,16 +21,10 @@ import { startNats, type NatsServer } from "../test/support/nats";
 import { ROOT, startShop, tempDataDir } from "../test/support/shop";
 import { zipfSampler } from "./zipf";
 import { CLK_TCK, cpuTicks, median, round2, scrapeCounters } from "./measure";
-import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, seedProducts, startBare } from "./setup";
-
-export { zipfSampler };
+import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, option, progressLog, seedProducts, startBare } from "./setup";
 
 const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-	const at = argv.indexOf(name);
-	return at >= 0 && argv[at + 1] ? argv[at + 1] : fallback;
-};
-const OLD_DIR = path.resolve(option("--old", ""));
+const OLD_DIR = option("--old", "") && path.resolve(option("--old", ""));
 const ROUNDS = Number(option("--rounds", "3"));
 const SECONDS = Number(option("--seconds", "5"));
 const PRODUCTS = Number(option("--products", "1000"));
@@ -41,7 +35,7 @@ const PROFILE = argv.includes("--profile");
 const PROFILE_OLD = PROFILE && option("--profile", "") === "old";
 const ZIPF_S = 1;
 
-const progress = (message: string) => process.stderr.write(`[read-path ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+const progress = progressLog("read-path");
 
 // --- Processes -----------------------------------------------------------------------------------
 
@@ -208,7 +202,7 @@ function summariseProfile(file: string): string {
 // --- Main ----------------------------------------------------------------------------------------
 
 async function main() {
-	if (!existsSync(path.join(OLD_DIR, "dist/moleculer.config.js")))
+	if (!OLD_DIR || !existsSync(path.join(OLD_DIR, "dist/moleculer.config.js")))
 		throw new Error(`--old <checkout>: the code to compare against, built (its dist/moleculer.config.js); ${OLD_DIR} has none`);
 	const profileDir = tempDataDir("shop-reads-profile-");
 	/** Every side started, to stop them whatever happens. */

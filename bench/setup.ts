@@ -7,6 +7,18 @@ import { APPROVED_TEST_CARD } from "../lib/cards";
 import { seededRandom } from "../lib/prng";
 import { client, freePort, ROOT, tempDataDir } from "../test/support/shop";
 
+/** The value after `name` on the command line (`--rounds 3`), or `fallback` when it is absent or has no value. */
+export function option(name: string, fallback: string): string {
+	const at = process.argv.indexOf(name);
+	const value = at >= 0 ? process.argv[at + 1] : undefined;
+	return value === undefined || value === "" ? fallback : value;
+}
+
+/** A progress line on stderr (stdout keeps the report), tagged with the script and the time. */
+export function progressLog(tag: string): (message: string) => void {
+	return message => process.stderr.write(`[${tag} ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
 export const BENCH_ADMIN = { email: "bench-admin@shop.test", password: "bench-admin-password" };
 export const BENCH_SEED = 20261125;
 /** Each seeded product's stock: more than any run sells (the start of the books). */

@@ -74,17 +74,22 @@ export function natsTransporter(transporter: string, options: { name?: string } 
 }
 
 /**
- * Moleculer's NATS transporter logs the client's disconnects and reconnects at debug only, so an
- * operator who lost a nats-server sees nothing at info. This logs each at warn/info on the node that
- * moved: which server it lost, which one it is on again, and how long that took.
+ * Moleculer's NATS transporter leaves reconnecting to the nats client and tells Moleculer nothing (it
+ * logs the client's status at debug only), so a node that moved to another nats-server skips what
+ * Moleculer's other transporters do after a reconnect. This hands the reconnect to the transit as
+ * they do (`onConnected(true)`): the node's INFO is sent again, and `$transporter.connected` (with
+ * `wasReconnect`) empties every cache that listens for it (Moleculer's cachers, the gateway's product
+ * cache), since invalidation events may have been missed while away. And it logs both ends at
+ * warn/info on the node that moved: which server it lost, which one it is on again, how long it took.
  */
-export function natsConnectionLog(): Middleware {
+export function natsReconnects(): Middleware {
 	return {
-		name: "NatsConnectionLog",
+		name: "NatsReconnects",
 		async started(broker: ServiceBroker) {
 			// The transporter's own client (moleculer/src/transporters/nats.js keeps it as `client`).
-			const client = (broker.transit?.tx as { client?: NatsConnection } | undefined)?.client;
-			if (!client) return;
+			const tx = broker.transit?.tx as { client?: NatsConnection; onConnected(wasReconnect: boolean): Promise<void> } | undefined;
+			const client = tx?.client;
+			if (!tx || !client) return;
 			const logger = broker.getLogger("nats");
 			void (async () => {
 				let lostAt = 0;
@@ -95,6 +100,7 @@ export function natsConnectionLog(): Middleware {
 						logger.warn(`Lost the connection to nats-server ${String(status.data)}: reconnecting to the servers left`);
 					} else if (status.type === Events.Reconnect) {
 						logger.info(`Connected again, to nats-server ${String(status.data)}, ${Date.now() - lostAt} ms after the loss`);
+						tx.onConnected(true).catch((err: unknown) => logger.warn(`After the reconnect: ${err instanceof Error ? err.message : String(err)}`));
 					}
 				}
 			})();
