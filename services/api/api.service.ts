@@ -266,7 +266,7 @@ const commonRoute: ApiRouteSchema = {
 		if (typeof key === "string") ctx.meta.idempotencyKey = key;
 	},
 	// Services name what they created relative to their own base path (`/orders/<id>`); clients get it under the gateway's.
-	// A product read: its bytes kept for the next ones, with an ETag (moleculer-web answers 304 to a matching If-None-Match).
+	// A product read: its bytes kept for the next ones, with an ETag (and a 304 to a matching If-None-Match, below).
 	// A write: the products it changed dropped from this gateway's cache before its answer leaves (read-your-writes).
 	onAfterCall(this: GatewayVars, ctx: Context<unknown, ShopMeta>, _route: unknown, req: GatewayRequest, res: ServerResponse, data: unknown) {
 		if (ctx.meta.$location?.startsWith("/")) ctx.meta.$location = `${API_PATH}${ctx.meta.$location}`;

@@ -1,5 +1,6 @@
 /**
- * The order saga, top-down: reserve the stock → capture the payment → commit the stock → confirmed;
+ * The order saga, top-down: reserve the stock → capture the payment → confirmed (the hold is marked
+ * sold after the answer, in a batch: hold-commits.ts);
  * a shortage or a decline compensates (refund or void, release) → cancelled.
  *
  * Every step is idempotent per order id in the service that owns it (inventory's holds, payments'
@@ -28,7 +29,7 @@ const nameOf = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.mes
 const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 	name: "order-saga",
 	methods: {
-		/** reserve → capture → commit → confirmed; stops where a step cannot be done now. */
+		/** reserve → capture → confirmed (hold committed later, batched); stops where a step cannot be done now. */
 		async advance(ctx: Context, given: StoredOrder, card: string): Promise<Outcome> {
 			const stepOptions = { timeout: this.settings.stepTimeoutMs, retries: 0 };
 			let order = given;
@@ -58,6 +59,8 @@ const schema: ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars> = {
 					this.logger.warn(`Order ${order.id}: could not check its prices yet (${nameOf(err)}); will retry`);
 					return { order };
 				}
+				// Finished elsewhere while it was repriced (the reprice found it no longer pending): nothing to charge here.
+				if (order.status !== "pending") return { order };
 			}
 
 			let payment: Payment;

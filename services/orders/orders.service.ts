@@ -2,7 +2,8 @@
  * orders: the order life cycle, orchestrated.
  *
  *   create: store the order `pending` → the saga (order-saga.mixin.ts): reserve every line
- *           (inventory) → capture (payments) → commit the stock → `confirmed`.
+ *           (inventory) → capture (payments) → `confirmed`; its stock hold is marked sold after
+ *           the answer, many orders per call (hold-commits.ts).
  *   A shortage or a decline cancels it (stock released, nothing charged). When payments does not
  *   answer within PAYMENT_TIMEOUT_MS, the client gets 202 with the pending order and the settle
  *   loop (settle.mixin.ts) keeps trying in the background.

@@ -4,8 +4,8 @@
  * - Card retries: an order answered 202 keeps its card in this process's memory (never stored) and
  *   its capture is retried with back-off (up to 5 s apart) for `cardRetryLimitMs`, then given up.
  * - Orphans: an unfinished order that no live process is working on (its node died, or this node
- *   restarted and lost the card) is settled without the card: payments' final word, then commit or
- *   release. A node "attends" the orders it works on, so that other orders nodes leave them alone.
+ *   restarted and lost the card) is settled without the card: payments' final word, then confirmed (its hold
+ *   committed) or cancelled (its stock released). A node "attends" the orders it works on, so that other orders nodes leave them alone.
  */
 import type { ServiceSchema } from "moleculer";
 import { isSettled } from "../../lib/order-rules";

@@ -157,7 +157,7 @@ describe("the cluster view on NATS", () => {
 			await shopper.getByRole("heading", { name: "Moleculer mug", level: 1 }).waitFor();
 			// Only the two 503s provoked on purpose.
 			expect(unexpectedErrors(customer.errors, [503])).toEqual([]);
-			expect(customer.errors.length).toBeLessThanOrEqual(2);
+			expect(customer.errors).toHaveLength(2);
 		} finally {
 			await customer.context.close();
 		}

@@ -53,11 +53,12 @@ describe("the admin export of orders with their payments", () => {
 		const cancelled = before[3];
 		expectStatus(await api.post(`/api/orders/${cancelled}/cancel`, {}, { token: buyer.token }), 200);
 
-		// Customers keep ordering while the export pages (5 orders a page).
+		// Customers keep ordering while the export pages (5 orders a page), 30 orders at most: an endless
+		// load could outrun the pages, and the export would never reach its end.
 		let ordering = true;
 		const during: string[] = [];
 		const load = (async () => {
-			while (ordering) {
+			while (ordering && during.length < 30) {
 				const res = await placeOrder(api, buyer.token, [{ productId: product.id, quantity: 1 }]);
 				expectStatus(res, 201);
 				during.push(res.body.id);

@@ -184,6 +184,7 @@ describe("product reads from the gateway's cache", () => {
 		// Not sampled by the client: no span, and the answer says so.
 		const unsampled = await api.get(`/api/products/${product.id}`, { headers: { traceparent: `00-${"a".repeat(32)}-${parent}-00` } });
 		expect(unsampled.headers.get("traceparent")).toMatch(new RegExp(`^00-${"a".repeat(32)}-[0-9a-f]{16}-00$`));
+		expect((await api.get(`/api/admin/traces/${"a".repeat(32)}`, { token: admin })).status).toBe(404);
 	});
 });
 
