@@ -8,6 +8,7 @@
  *  2. every confirmed order has exactly one captured payment of its total, and no cancelled order
  *     keeps a captured payment.
  */
+import { ORDERS_PER_CALL_MAX } from "./params";
 import type { OrderStatus } from "./types";
 
 export interface AuditedOrder {
@@ -83,8 +84,6 @@ export interface Books {
 }
 
 const PAGE_SIZE = 100;
-/** Orders per page of the export: its largest page, so 100k orders are 100 requests. */
-const EXPORT_PAGE_SIZE = 1000;
 
 async function allPages<T>(read: (page: number, pageSize: number) => Promise<AuditPage<T>>, what: string): Promise<T[]> {
 	const rows: T[] = [];
@@ -108,7 +107,8 @@ export async function exportAllOrders(source: BooksSource): Promise<ExportedOrde
 	const rows: ExportedOrder[] = [];
 	let after: string | undefined;
 	do {
-		const page = await source.exportPage(after, EXPORT_PAGE_SIZE);
+		// The export's largest page: 100k orders are 100 requests.
+		const page = await source.exportPage(after, ORDERS_PER_CALL_MAX);
 		rows.push(...page.rows);
 		after = page.next ?? undefined;
 	} while (after !== undefined);

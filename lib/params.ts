@@ -4,6 +4,12 @@ import type { Page } from "./types";
 /** An email address as register, login and ADMIN_EMAIL take it: trimmed and lower-cased. */
 export const emailRule = { type: "email", normalize: true, max: 254, empty: false } as const;
 
+/** The most orders one `inventory.commitMany` takes (orders' hold commits send batches of this size). */
+export const COMMIT_MANY_MAX = 500;
+
+/** The most orders one bulk read carries: `payments.ofOrders`' ids, the admin export's largest page. */
+export const ORDERS_PER_CALL_MAX = 1000;
+
 /** An id in a path or a body: our ids are UUIDs, but any short string is looked up (and 404s). */
 export const idRule = { type: "string", min: 1, max: 64 } as const;
 

@@ -18,7 +18,7 @@
  *   formatter) prints it on every line written while that request is handled, on every node.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { TracerExporters } from "moleculer";
 import type { ActionSchema, BrokerOptions, Context, Middleware, ServiceBroker, ServiceSchema, Span, TracerOptions } from "moleculer";
 import { builtinMiddlewares, type ActionHook, type CallHandler } from "./moleculer-internals";
@@ -31,8 +31,12 @@ const HEX32 = /^[0-9a-f]{32}$/;
 const HEX16 = /^[0-9a-f]{16}$/;
 const ALL_ZERO = /^0+$/;
 
-/** A fresh trace id (and request id) for a request that came without one: 32 hex characters. */
-export const newTraceId = (): string => randomBytes(16).toString("hex");
+/**
+ * A fresh trace id (and request id) for a request that came without one: 32 hex characters, from
+ * Node's pooled UUIDs (`randomBytes(16)` is a system call per request: 5% of a cached read's CPU in a
+ * profile; `randomUUID` draws from a pool).
+ */
+export const newTraceId = (): string => randomUUID().replace(/-/g, "");
 
 const hashHex = (text: string, length: number) => createHash("sha256").update(text).digest("hex").slice(0, length);
 

@@ -12,7 +12,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import { shopConfig } from "../../lib/config";
 import { DEMO_PRODUCTS } from "../../lib/demo-catalogue";
 import { alreadyExists, invalidState, notFound, outOfStock } from "../../lib/errors";
-import { idRule, pageParams, pageWindow, toPage, type IdParams, type OrderRefParams, type PageParams } from "../../lib/params";
+import { COMMIT_MANY_MAX, idRule, pageParams, pageWindow, toPage, type IdParams, type OrderRefParams, type PageParams } from "../../lib/params";
 import type { OrderItem, Page, Product, ProductPrice, ShopMeta, StockLine } from "../../lib/types";
 import { validatedKeygen } from "../../lib/cacher";
 import { createDbMixin, type DbSettings, type DbVars } from "../../mixins/db.mixin";
@@ -50,8 +50,6 @@ export interface GetManyParams {
 export interface CommitManyParams {
 	orderIds: string[];
 }
-/** The most orders one commitMany takes. */
-export const MAX_COMMITS = 500;
 /** What reserve, commit and release answer. */
 export interface HoldAnswer {
 	orderId: string;
@@ -252,7 +250,7 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 		 */
 		commitMany: {
 			visibility: "public",
-			params: { orderIds: { type: "array", items: idRule, min: 1, max: MAX_COMMITS } },
+			params: { orderIds: { type: "array", items: idRule, min: 1, max: COMMIT_MANY_MAX } },
 			async handler(ctx: Context<CommitManyParams>): Promise<{ committed: number }> {
 				return { committed: await this.store.commitMany([...new Set(ctx.params.orderIds)]) };
 			}

@@ -14,13 +14,12 @@
 import type { Context, ServiceSchema } from "moleculer";
 import { forbidden, validationError } from "../../lib/errors";
 import { toPublicOrder } from "../../lib/order-rules";
+import { ORDERS_PER_CALL_MAX } from "../../lib/params";
 import type { Payment, ShopMeta } from "../../lib/types";
 import type { OrderIdsParams } from "../payments/payments.service";
 import type { AdminOrder } from "./orders.service";
 import type { OrdersMethods, OrdersSettings, OrdersThis, OrdersVars } from "./orders.types";
 
-/** The largest page (payments.ofOrders takes as many order ids at once). */
-export const EXPORT_LIMIT_MAX = 1000;
 
 export interface ExportParams {
 	after?: string;
@@ -46,7 +45,7 @@ const schema: Partial<ServiceSchema<OrdersSettings, OrdersMethods, OrdersVars>> 
 			auth: "admin",
 			params: {
 				after: { type: "string", optional: true, max: 64 },
-				limit: { type: "number", integer: true, min: 1, max: EXPORT_LIMIT_MAX, convert: true, default: 100 },
+				limit: { type: "number", integer: true, min: 1, max: ORDERS_PER_CALL_MAX, convert: true, default: 100 },
 				$$strict: "remove"
 			},
 			async handler(this: OrdersThis, ctx: Context<ExportParams, ShopMeta>): Promise<ExportPage> {

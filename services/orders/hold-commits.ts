@@ -9,13 +9,12 @@
  * invariant allows (and a cancel releases all the same).
  */
 import type { Logger } from "moleculer";
+import { COMMIT_MANY_MAX } from "../../lib/params";
 
 /** How long a confirmed order waits for others to share its commit. */
 const GATHER_MS = 100;
 /** After a failed batch, the next try. */
 const RETRY_MS = 1000;
-/** The most orders one call carries (inventory's limit). */
-const BATCH = 500;
 /** Beyond this many waiting (inventory unreachable for long), the oldest are let go. */
 const MAX_WAITING = 100_000;
 
@@ -24,6 +23,8 @@ export class HoldCommits {
 	private timer: NodeJS.Timeout | null = null;
 	private flushing: Promise<void> | null = null;
 	private stopped = false;
+	/** Until when a failed send holds the next one back (0: none failed since the last success). */
+	private retryAt = 0;
 
 	constructor(
 		private readonly send: (orderIds: string[]) => Promise<unknown>,
@@ -37,7 +38,8 @@ export class HoldCommits {
 			this.logger.warn(`Stock commits: more than ${MAX_WAITING} waiting; order ${oldest}'s hold stays held`);
 		}
 		this.waiting.add(orderId);
-		this.schedule(GATHER_MS);
+		// New orders do not bring a retry forward: while inventory fails, one try a RETRY_MS.
+		this.schedule(Math.max(GATHER_MS, this.retryAt - Date.now()));
 	}
 
 	/** Sends what is waiting now (and waits for a send under way). */
@@ -65,10 +67,11 @@ export class HoldCommits {
 
 	private async sendAll(): Promise<void> {
 		while (this.waiting.size > 0) {
-			const orderIds = [...this.waiting].slice(0, BATCH);
+			const orderIds = [...this.waiting].slice(0, COMMIT_MANY_MAX);
 			for (const id of orderIds) this.waiting.delete(id);
 			try {
 				await this.send(orderIds);
+				this.retryAt = 0;
 			} catch (err) {
 				for (const id of orderIds) this.waiting.add(id);
 				if (this.stopped) {
@@ -76,6 +79,10 @@ export class HoldCommits {
 					this.waiting.clear();
 				} else {
 					this.logger.warn(`Stock commits: ${orderIds.length} not sent (${(err as Error).message}); trying again`);
+					// A gather timer set by an add() during the send would retry at once: this one replaces it.
+					if (this.timer) clearTimeout(this.timer);
+					this.timer = null;
+					this.retryAt = Date.now() + RETRY_MS;
 					this.schedule(RETRY_MS);
 				}
 				return;

@@ -12,7 +12,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import { decideCharge, isValidCardNumber, lastFour } from "../../lib/cards";
 import { invalidState, validationError } from "../../lib/errors";
 import { shopConfig } from "../../lib/config";
-import { idRule, type IdParams, type OrderRefParams } from "../../lib/params";
+import { idRule, ORDERS_PER_CALL_MAX, type IdParams, type OrderRefParams } from "../../lib/params";
 import type { Order, Payment, ShopMeta } from "../../lib/types";
 import { createDbMixin, type DbSettings, type DbVars } from "../../mixins/db.mixin";
 import { migrations } from "./payments.migrations";
@@ -31,8 +31,6 @@ export interface CaptureParams {
 export interface OrderIdsParams {
 	orderIds: string[];
 }
-/** The most order ids `payments.ofOrders` takes at once (the export's largest page). */
-export const MAX_ORDERS_PER_CALL = 1000;
 
 // --- Service ------------------------------------------------------------------------------------
 
@@ -68,7 +66,7 @@ const PaymentsService: ServiceSchema<PaymentsSettings, object, DbVars<PaymentsSt
 		 */
 		ofOrders: {
 			visibility: "public",
-			params: { orderIds: { type: "array", max: MAX_ORDERS_PER_CALL, items: idRule } },
+			params: { orderIds: { type: "array", max: ORDERS_PER_CALL_MAX, items: idRule } },
 			async handler(ctx: Context<OrderIdsParams>): Promise<Payment[]> {
 				return this.store.listForOrders(ctx.params.orderIds);
 			}
