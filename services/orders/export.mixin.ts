@@ -20,7 +20,6 @@ import type { OrderIdsParams } from "../payments/payments.service";
 import type { AdminOrder } from "./orders.service";
 import type { OrdersMethods, OrdersSettings, OrdersThis, OrdersVars } from "./orders.types";
 
-
 export interface ExportParams {
 	after?: string;
 	limit: number;
