@@ -7,7 +7,7 @@
  * Waits are for the exact state a test needs, asked of the nodes through an observer on the bus
  * (which node sees which service where), never a sleep nor the gateway's readiness as a proxy.
  */
-import { client, eventually, loginAs, registerUser } from "../support/shop";
+import { client, eventually, loginAs, metricSum, registerUser } from "../support/shop";
 import { startBus, type Bus } from "../support/bus";
 import type { NatsServer } from "../support/nats";
 import type { Layout } from "../support/observer";
@@ -24,13 +24,7 @@ describe("the shop on NATS", () => {
 	const initialStock = new Map<string, number>();
 
 	/** How many calls of `action` the node has handled (its Prometheus request counter). */
-	async function callsOf(nodeID: string, action: string): Promise<number> {
-		const text = await (await fetch(`http://127.0.0.1:${bus.nodes.get(nodeID)!.metricsPort}/metrics`)).text();
-		return text
-			.split("\n")
-			.filter(line => line.startsWith("moleculer_request_total{") && line.includes(`action="${action}"`))
-			.reduce((sum, line) => sum + Number(line.split(" ").pop()), 0);
-	}
+	const callsOf = (nodeID: string, action: string) => metricSum(bus.nodes.get(nodeID)!.metricsPort, "moleculer_request_total", `action="${action}"`);
 
 	async function placeOrder(token: string, productId: string, quantity = 1) {
 		const started = Date.now();

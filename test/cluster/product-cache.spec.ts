@@ -3,7 +3,7 @@
  * (lib/product-cache.ts), and no inventory service of their own: a change made through one is seen
  * at once through it, and through the other as soon as `product.updated` reaches it.
  */
-import { client, eventually, loginAs, registerUser } from "../support/shop";
+import { client, eventually, loginAs, metricSum, registerUser } from "../support/shop";
 import { startBus, type Bus } from "../support/bus";
 import type { NatsServer } from "../support/nats";
 import type { Layout } from "../support/observer";
@@ -33,11 +33,7 @@ describe("the gateways' product caches on NATS", () => {
 		await bus?.stop();
 	});
 
-	async function cacheHits(nodeID: string): Promise<number> {
-		const text = await (await fetch(`http://127.0.0.1:${bus.nodes.get(nodeID)!.metricsPort}/metrics`)).text();
-		const line = text.split("\n").find(l => l.startsWith("shop_gateway_product_cache_hits{"));
-		return Number(line?.split(" ").pop() ?? NaN);
-	}
+	const cacheHits = (nodeID: string) => metricSum(bus.nodes.get(nodeID)!.metricsPort, "shop_gateway_product_cache_hits");
 
 	/** Reads the product through a gateway until that gateway answers it from its cache. */
 	async function cachedOn(nodeID: string, id: string): Promise<number> {

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { CACHE_LIMITS } from "../../lib/cacher";
-import { client, startShop, type ShopProcess } from "../support/shop";
+import { client, metricSum, startShop, type ShopProcess } from "../support/shop";
 import { ADMIN_ENV, adminToken, createProduct, mapLimit, type Client } from "./helpers";
 
 /** What the flood may add to the shop's RSS (README, "### Memory"); measured: about 35 MB. */
@@ -30,13 +30,7 @@ function rssMb(pid: number): number {
 	return Number(match[1]) / 1024;
 }
 
-/** One value of the Prometheus endpoint (a metric without labels); null when it is absent. */
-async function metric(shop: ShopProcess, name: string): Promise<number | null> {
-	const text = await (await fetch(`http://127.0.0.1:${shop.metricsPort}/metrics`)).text();
-	const line = text.split("\n").find(l => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-	return line ? Number(line.split(" ").pop()) : null;
-}
-const cacheSets = async (shop: ShopProcess) => (await metric(shop, "moleculer_cacher_set_total")) ?? 0;
+const cacheSets = (shop: ShopProcess) => metricSum(shop.metricsPort, "moleculer_cacher_set_total");
 
 /** `text` with its ASCII letters' case flipped by the bits of `n`. */
 function caseVariant(text: string, n: number): string {
@@ -106,8 +100,8 @@ describe("memory", () => {
 		expect({ measured, withinBound: growth < RSS_GROWTH_BOUND_MB }).toEqual({ measured, withinBound: true });
 
 		// The cache itself stays within its limits (lib/cacher.ts), and is in use.
-		const entries = await metric(shop, "shop_cacher_entries");
-		const bytes = await metric(shop, "shop_cacher_bytes");
+		const entries = await metricSum(shop.metricsPort, "shop_cacher_entries");
+		const bytes = await metricSum(shop.metricsPort, "shop_cacher_bytes");
 		expect(entries).toBeGreaterThan(0);
 		expect(entries).toBeLessThanOrEqual(CACHE_LIMITS.max);
 		expect(bytes).toBeGreaterThan(0);

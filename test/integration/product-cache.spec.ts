@@ -5,7 +5,7 @@
  */
 import { once } from "node:events";
 import { connect } from "node:net";
-import { client, loginAs, registerUser, startShop, type ShopProcess } from "../support/shop";
+import { client, loginAs, metricSum, registerUser, startShop, type ShopProcess } from "../support/shop";
 import { ADMIN, ADMIN_ENV, createProduct, errorShapeProblems, expectStatus, placeOrder, type Client, type ProductBody } from "./helpers";
 
 jest.setTimeout(60_000);
@@ -29,9 +29,7 @@ describe("product reads from the gateway's cache", () => {
 	/** The gateway's cache counters at /metrics (refreshed every second). */
 	async function cacheHits(): Promise<number> {
 		await new Promise(resolve => setTimeout(resolve, 1100));
-		const text = await (await fetch(`http://127.0.0.1:${shop.metricsPort}/metrics`)).text();
-		const line = text.split("\n").find(l => l.startsWith("shop_gateway_product_cache_hits{"));
-		return Number(line?.split(" ").pop() ?? NaN);
+		return metricSum(shop.metricsPort, "shop_gateway_product_cache_hits");
 	}
 
 	/** Reads a product until its answer is served from the cache (a hit counted), and answers that read. */

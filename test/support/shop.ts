@@ -197,6 +197,18 @@ export async function registerUser(baseUrl: string, prefix = "buyer"): Promise<{
 	return { token: res.body.token, id: res.body.user.id, email };
 }
 
+/**
+ * The sum of a Prometheus metric's samples at a node's `/metrics` (on `metricsPort`), of those whose
+ * labels contain `labels` (e.g. `action="payments.capture"`); 0 when it has none.
+ */
+export async function metricSum(metricsPort: number, name: string, labels = ""): Promise<number> {
+	const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+	return text
+		.split("\n")
+		.filter(line => (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) && line.includes(labels))
+		.reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+}
+
 export async function loginAs(baseUrl: string, email: string, password: string): Promise<string> {
 	const res = await request(baseUrl, "POST", "/api/users/login", { body: { email, password } });
 	if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
