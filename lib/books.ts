@@ -44,8 +44,6 @@ export interface ExportPage {
 
 /** How the audit reads the shop, as an admin. A read that fails throws. */
 export interface BooksSource {
-	/** A page (from 1) of every order the caller may see, newest first. */
-	ordersPage(page: number, pageSize: number): Promise<AuditPage<AuditedOrder>>;
 	/** A page of the admin export: every order with its payments, oldest first, after the cursor (undefined: from the first). */
 	exportPage(after: string | undefined, limit: number): Promise<ExportPage>;
 	/** A page (from 1) of the catalogue. */
@@ -97,9 +95,9 @@ async function allPages<T>(read: (page: number, pageSize: number) => Promise<Aud
 	}
 }
 
-/** Every order the source may see, all pages; throws when the pages add up to another count than the listing's total (orders created while it paged). */
-export function listAllOrders(source: BooksSource): Promise<AuditedOrder[]> {
-	return allPages((page, size) => source.ordersPage(page, size), "orders");
+/** Every order of a paged listing (`ordersPage`: page from 1, newest first); throws when the pages add up to another count than the listing's total (orders created while it paged). */
+export function listAllOrders(ordersPage: (page: number, pageSize: number) => Promise<AuditPage<AuditedOrder>>): Promise<AuditedOrder[]> {
+	return allPages(ordersPage, "orders");
 }
 
 /** Every order with its payments, through the admin export: every page until `next` is null. */

@@ -1,6 +1,6 @@
 /** `books [--settle 10s]`: the invariants audit (lib/books.ts) over the broker, as a table. */
 import type { ServiceBroker } from "moleculer";
-import { auditBooks, type AuditedOrder, type AuditPage, type BooksSource, type ExportPage } from "../books";
+import { auditBooks, type AuditPage, type BooksSource, type ExportPage } from "../books";
 import { parseDuration } from "../chaos";
 import type { Product } from "../types";
 import { callAsAdmin, explain, printTable, type ReplCommand } from "./common";
@@ -8,7 +8,6 @@ import { callAsAdmin, explain, printTable, type ReplCommand } from "./common";
 /** The shop read through the broker, as an admin. */
 export function brokerSource(broker: ServiceBroker): BooksSource {
 	return {
-		ordersPage: (page, pageSize) => callAsAdmin<AuditPage<AuditedOrder>, object>(broker, "orders.list", { page, pageSize }),
 		productsPage: (page, pageSize) => callAsAdmin<AuditPage<Product>, object>(broker, "inventory.list", { page, pageSize }),
 		async stockOf(id) {
 			try {

@@ -231,7 +231,11 @@ const InventoryService: ServiceSchema<InventorySettings, InventoryMethods, DbVar
 			}
 		},
 
-		/** Marks an order's held stock as sold (the order is confirmed). Idempotent. */
+		/**
+		 * Marks an order's held stock as sold (the order is confirmed). Idempotent. Orders nodes of this
+		 * version send `commitMany`; this one stays for an orders node of the previous version during a
+		 * rolling upgrade.
+		 */
 		commit: {
 			visibility: "public",
 			params: { orderId: idRule },

@@ -27,7 +27,6 @@ export function restSource(api: Api, token: string): BooksSource {
 		return res.body;
 	};
 	return {
-		ordersPage: (page, pageSize) => ok(`/api/orders?page=${page}&pageSize=${pageSize}`, true),
 		productsPage: (page, pageSize) => ok(`/api/products?page=${page}&pageSize=${pageSize}`, false),
 		async stockOf(productId) {
 			const res = await api.get(`/api/products/${productId}`);
@@ -44,7 +43,11 @@ export function restSource(api: Api, token: string): BooksSource {
  * the pages add up to another count than the listing's `total` (orders created while it paged).
  */
 export function allOrders(api: Api, token: string): Promise<AuditedOrder[]> {
-	return listAllOrders(restSource(api, token));
+	return listAllOrders(async (page, pageSize) => {
+		const res = await api.get(`/api/orders?page=${page}&pageSize=${pageSize}`, { token });
+		if (res.status !== 200) throw new Error(`GET /api/orders answered ${res.status}: ${JSON.stringify(res.body)}`);
+		return res.body;
+	});
 }
 
 export function auditBooks(options: AuditOptions): Promise<Books> {
