@@ -7,9 +7,12 @@
  * Oldest first, paged by keyset on the orders' insertion sequence (orders-002 migration), never by
  * OFFSET: a page costs the same wherever it starts, and orders created while an export runs neither
  * shift the pages nor make one repeat: every order that existed when the export began is listed
- * exactly once; those created meanwhile come at the end, once. `next` is null on the page that
- * reached the end (a later call with the last cursor lists what was created since). The cursor is
- * opaque to clients. Each page asks payments for all its orders' payments in one call.
+ * exactly once; those created meanwhile come at the end, at most once. `next` is null on the page
+ * that reached the end. On PostgreSQL a sequence number is taken at insert, not at commit, so an
+ * order committed just after a later-numbered one can fall behind a page already read: a later call
+ * with the last cursor may miss such an order (SQLite writes one transaction at a time: it does
+ * not). The cursor is opaque to clients. Each page asks payments for all its orders' payments in
+ * one call.
  */
 import type { Context, ServiceSchema } from "moleculer";
 import { forbidden, validationError } from "../../lib/errors";

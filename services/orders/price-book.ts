@@ -16,6 +16,11 @@ import { LRUCache } from "lru-cache";
 import type { OrderItem, ProductPrice, StockLine } from "../../lib/types";
 
 const MAX_PRODUCTS = 10_000;
+/**
+ * Orders awaiting their check, at most: an order another node finished (its settle loop) is never
+ * checked here, so the oldest are forgotten rather than kept for good.
+ */
+const MAX_UNCHECKED = 100_000;
 
 export class PriceBook {
 	private readonly prices = new LRUCache<string, ProductPrice>({ max: MAX_PRODUCTS });
@@ -25,7 +30,7 @@ export class PriceBook {
 	 */
 	private reservesPriced = true;
 	/** Orders written with the book's prices and not checked by a reservation yet. */
-	private readonly unchecked = new Set<string>();
+	private readonly unchecked = new LRUCache<string, true>({ max: MAX_UNCHECKED });
 
 	/** Every line's product as last seen, or undefined when one of them was not seen yet (or the book is not in use). */
 	pricesOf(lines: StockLine[]): ProductPrice[] | undefined {
@@ -41,7 +46,7 @@ export class PriceBook {
 
 	/** An order was written with the book's prices: they are to be checked before it is charged. */
 	written(orderId: string): void {
-		this.unchecked.add(orderId);
+		this.unchecked.set(orderId, true);
 	}
 
 	/** Whether the order was written with the book's prices and not checked since. */
