@@ -15,6 +15,11 @@ import { parseSqliteTarget } from "./sqlite-url";
 export type DialectName = "sqlite" | "postgres";
 export type SqlValue = string | number | null;
 
+/** `count` bound parameters for an `IN (...)` list, numbered from `first`: `$2, $3, $4`. */
+export function placeholders(count: number, first = 1): string {
+	return Array.from({ length: count }, (_, i) => `$${first + i}`).join(", ");
+}
+
 /** Runs statements: on the database itself, or inside a write or transaction. */
 export interface Sql {
 	/** A writing statement; answers how many rows it changed. */

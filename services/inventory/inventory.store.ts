@@ -7,7 +7,7 @@
  * capture and void): otherwise, on PostgreSQL, a release could miss a reservation not yet committed
  * and leave its stock held for a cancelled order, or a reserve could trip over a release's row.
  */
-import type { Database, Sql } from "../../lib/db/database";
+import { placeholders, type Database, type Sql } from "../../lib/db/database";
 import type { OrderItem, Product, ProductPrice, StockLine } from "../../lib/types";
 
 /** A `products` row as stored. */
@@ -145,7 +145,7 @@ export class InventoryStore {
 
 	/** What an order needs of each product: on every order's path, one plain SELECT. Missing ids are absent. */
 	pricesOf(ids: string[]): Promise<ProductPrice[]> {
-		return this.db.all<ProductPrice>(`SELECT id, sku, name, price FROM products WHERE id IN (${ids.map((_, i) => `$${i + 1}`).join(", ")})`, ids);
+		return this.db.all<ProductPrice>(`SELECT id, sku, name, price FROM products WHERE id IN (${placeholders(ids.length)})`, ids);
 	}
 
 	/**
@@ -229,9 +229,11 @@ export class InventoryStore {
 
 	/** Marks the held stock of these (confirmed) orders as sold, in one statement; answers how many holds changed. */
 	commitMany(orderIds: string[]): Promise<number> {
-		const placeholders = orderIds.map((_, i) => `$${i + 2}`).join(", ");
 		return this.db.write(sql =>
-			sql.run(`UPDATE holds SET status = 'committed', updated_at = $1 WHERE status = 'held' AND order_id IN (${placeholders})`, [now(), ...orderIds])
+			sql.run(`UPDATE holds SET status = 'committed', updated_at = $1 WHERE status = 'held' AND order_id IN (${placeholders(orderIds.length, 2)})`, [
+				now(),
+				...orderIds
+			])
 		);
 	}
 

@@ -1,5 +1,5 @@
 /** The orders database: the only code that knows its table (see orders.migrations.ts). */
-import type { Database, SqlValue } from "../../lib/db/database";
+import { placeholders, type Database, type SqlValue } from "../../lib/db/database";
 import { finishableFrom } from "../../lib/order-rules";
 import type { CancelReason, OrderItem, OrderStatus } from "../../lib/types";
 
@@ -171,7 +171,7 @@ export class OrdersStore {
 		change: { status: "confirmed" | "cancelled"; cancelReason: CancelReason | null; firstResponse: number | null; updatedAt: string }
 	): Promise<boolean> {
 		const from = finishableFrom(change.status);
-		const fromList = from.map((_, i) => `$${i + 5}`).join(", ");
+		const fromList = placeholders(from.length, 5);
 		// Confirming never overrides a cancellation that was claimed meanwhile.
 		const unclaimed = change.status === "confirmed" ? " AND cancel_reason IS NULL" : "";
 		const changed = await this.db.write(sql =>

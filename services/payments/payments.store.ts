@@ -1,5 +1,5 @@
 /** The payments database: the only code that knows its tables (see payments.migrations.ts). */
-import type { Database, Sql } from "../../lib/db/database";
+import { placeholders, type Database, type Sql } from "../../lib/db/database";
 import type { Payment, PaymentStatus } from "../../lib/types";
 
 /** A `payments` row as stored. */
@@ -44,8 +44,7 @@ export class PaymentsStore {
 	/** The payments of many orders (at most one each), in one query: the admin export's. */
 	async listForOrders(orderIds: readonly string[]): Promise<Payment[]> {
 		if (orderIds.length === 0) return [];
-		const placeholders = orderIds.map((_, i) => `$${i + 1}`).join(", ");
-		const rows = await this.db.all<PaymentRow>(`SELECT * FROM payments WHERE order_id IN (${placeholders})`, orderIds);
+		const rows = await this.db.all<PaymentRow>(`SELECT * FROM payments WHERE order_id IN (${placeholders(orderIds.length)})`, orderIds);
 		return rows.map(toPayment);
 	}
 
