@@ -59,7 +59,7 @@ const toProduct = (row: ProductRow): Product => ({
 	updatedAt: row.updated_at
 });
 
-const byProductId = (lines: StockLine[]) => [...lines].sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
+const byProductId = <T extends StockLine>(lines: T[]): T[] => [...lines].sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
 
 /** Thrown inside a reservation's transaction to roll back the lines already taken. */
 class ShortageFound extends Error {
@@ -165,7 +165,7 @@ export class InventoryStore {
 				const shortage: Shortage[] = [];
 				// Taken in product id order (no deadlock on PostgreSQL), kept in the order's line order.
 				const items: OrderItem[] = new Array<OrderItem>(lines.length);
-				const inIdOrder = lines.map((line, i) => ({ ...line, i })).sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
+				const inIdOrder = byProductId(lines.map((line, i) => ({ ...line, i })));
 				for (const { productId, quantity, i } of inIdOrder) {
 					const product = await sql.one<ProductPrice>(`${TAKE_STOCK} RETURNING id, sku, name, price`, [quantity, at, productId]);
 					if (product) {
