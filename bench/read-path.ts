@@ -18,10 +18,10 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
 import { startNats, type NatsServer } from "../test/support/nats";
-import { ROOT, startShop, tempDataDir } from "../test/support/shop";
+import { eventually, ROOT, startShop, tempDataDir } from "../test/support/shop";
 import { zipfSampler } from "./zipf";
 import { CLK_TCK, cpuTicks, median, round2, scrapeCounters } from "./measure";
-import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, option, progressLog, seedProducts, startBare } from "./setup";
+import { BENCH_ENV, BENCH_SEED, benchAdminToken, option, progressLog, seedProducts, startBare } from "./setup";
 
 const argv = process.argv.slice(2);
 const OLD_DIR = option("--old", "") && path.resolve(option("--old", ""));
@@ -101,18 +101,23 @@ async function clusterSide(name: string, dir: string, nats: NatsServer): Promise
 		["inventory", "users"].map(service => startNode(dir, `${name} ${service}`, { ...env, SERVICES: service, NODEID: `${tag}-${service}` }, { wait: "none" }))
 	);
 	const gateway = await startNode(dir, `${name} api`, { ...env, SERVICES: "api", NODEID: `${tag}-api` }, { wait: "health" });
-	// The gateway answers health at once; the catalogue once it has seen the inventory and users nodes.
-	for (const deadline = Date.now() + 30_000; ;) {
-		const res = await fetch(`${gateway.baseUrl}/api/products?pageSize=1`).catch(() => null);
-		const login = await fetch(`${gateway.baseUrl}/api/users/login`, {
-			method: "POST",
-			headers: { "content-type": "application/json" },
-			body: JSON.stringify(BENCH_ADMIN)
-		}).catch(() => null);
-		if (res?.ok && login?.ok) break;
-		if (Date.now() > deadline) throw new Error(`${name}: the gateway never saw its backends`);
-		await new Promise(resolve => setTimeout(resolve, 200));
-	}
+	// The gateway answers health at once; the catalogue and the admin's login once it has seen the inventory and users nodes.
+	await eventually(
+		async () => {
+			const catalogue = await fetch(`${gateway.baseUrl}/api/products?pageSize=1`).catch(() => null);
+			return (
+				catalogue?.ok === true &&
+				(await benchAdminToken(gateway.baseUrl).then(
+					() => true,
+					() => false
+				))
+			);
+		},
+		30_000,
+		200
+	).catch(() => {
+		throw new Error(`${name}: the gateway never saw its backends`);
+	});
 	const nodes = [gateway, ...backends];
 	return {
 		name,
