@@ -27,7 +27,7 @@ import { DEFAULT_TRACING_SAMPLE_RATE } from "../lib/config";
 import { shopTracing } from "../lib/tracing";
 import { shopMiddlewares } from "../lib/broker-middlewares";
 import { callOverhead, DEFAULT_BROKER, formatCallOverhead, PROJECT, type CallOverhead } from "./call-overhead";
-import { median, round2, rssMb, scrapeCounters } from "./measure";
+import { CACHE_COUNTERS, cacheHits, median, round2, rssMb, scrapeCounters, type CacheHits } from "./measure";
 import { BENCH_ADMIN, BENCH_ENV, BENCH_SEED, benchAdminToken, option, orderRequest, progressLog, SEEDED_STOCK, seedProducts, startBare } from "./setup";
 import { zipfSampler } from "./zipf";
 
@@ -387,11 +387,6 @@ async function tracingMain(): Promise<void> {
 // --- Main -------------------------------------------------------------------------------------------
 
 /** Catalogue reads answered by the gateway's product cache, and the misses' inventory.get answered by Moleculer's cacher. */
-interface CacheHits {
-	gateway: { reads: number; hits: number; rate: number };
-	cacher: { gets: number; hits: number; rate: number };
-}
-
 interface Target {
 	figure: string;
 	measured: string;
@@ -424,16 +419,14 @@ async function main() {
 		const memory = sampleMemory([...single.processes, ...unmetered.processes, ...cluster.processes.map(p => ({ ...p, name: `cluster ${p.name}` }))]);
 		const rssMarks: Record<string, number> = { start: rssMb(gateway.pid) };
 
-		// Hits of the gateway's product cache (lib/product-cache.ts), misses there go on to inventory.get's cacher.
-		const hitCounters = ["shop_gateway_product_cache_hits", "shop_gateway_product_cache_misses", "moleculer_cacher_get_total", "moleculer_cacher_found_total"];
 		const countersBefore = {
 			single: await scrapeCounters(
 				single.processes.map(p => p.metricsUrl),
-				hitCounters
+				CACHE_COUNTERS
 			),
 			cluster: await scrapeCounters(
 				cluster.processes.map(p => p.metricsUrl),
-				hitCounters
+				CACHE_COUNTERS
 			)
 		};
 		const reads = await compare(
@@ -448,27 +441,16 @@ async function main() {
 		);
 		// The gateway refreshes its cache gauges every second.
 		await new Promise(resolve => setTimeout(resolve, 1500));
-		const cacheHits: Record<string, CacheHits> = {};
+		const cacheHitsOf: Record<string, CacheHits> = {};
 		for (const [name, shop] of [
 			["single", single],
 			["cluster", cluster]
 		] as const) {
 			const after = await scrapeCounters(
 				shop.processes.map(p => p.metricsUrl),
-				hitCounters
+				CACHE_COUNTERS
 			);
-			const delta = (counter: string) => after[counter] - countersBefore[name][counter];
-			const gatewayHits = delta("shop_gateway_product_cache_hits");
-			const gatewayReads = gatewayHits + delta("shop_gateway_product_cache_misses");
-			const cacherGets = delta("moleculer_cacher_get_total");
-			cacheHits[name] = {
-				gateway: { reads: gatewayReads, hits: gatewayHits, rate: gatewayReads > 0 ? round2(gatewayHits / gatewayReads) : NaN },
-				cacher: {
-					gets: cacherGets,
-					hits: delta("moleculer_cacher_found_total"),
-					rate: cacherGets > 0 ? round2(delta("moleculer_cacher_found_total") / cacherGets) : NaN
-				}
-			};
+			cacheHitsOf[name] = cacheHits(countersBefore[name], after);
 		}
 		rssMarks["after reads"] = rssMb(gateway.pid);
 		const lists = await compare("GET /api/products?page=1&pageSize=20", [
@@ -502,14 +484,14 @@ async function main() {
 		const overhead = await callOverhead({ quick });
 		const tracing = withTracing ? await tracingCost() : undefined;
 
-		const targets = targetsOf({ reads, orders, cacheHits, rssMarks, books, overhead });
+		const targets = targetsOf({ reads, orders, cacheHits: cacheHitsOf, rssMarks, books, overhead });
 		const report = {
 			date: new Date().toISOString(),
 			mode: quick ? "quick" : "full",
 			settings,
 			targets,
 			reads,
-			cacheHits,
+			cacheHits: cacheHitsOf,
 			lists,
 			orders,
 			memory: { gateway: rssMarks, samples: memory.samples },

@@ -51,3 +51,29 @@ export async function scrapeCounters(metricsUrls: string[], names: string[]): Pr
 	}
 	return sums;
 }
+
+/** The catalogue's cache counters: the gateway's product cache, whose misses go on to inventory.get's Moleculer cacher. */
+export const CACHE_COUNTERS = [
+	"shop_gateway_product_cache_hits",
+	"shop_gateway_product_cache_misses",
+	"moleculer_cacher_get_total",
+	"moleculer_cacher_found_total"
+];
+
+export interface CacheHits {
+	gateway: { reads: number; hits: number; rate: number };
+	cacher: { gets: number; hits: number; rate: number };
+}
+
+/** What the caches answered between two `scrapeCounters(urls, CACHE_COUNTERS)`. */
+export function cacheHits(before: Record<string, number>, after: Record<string, number>): CacheHits {
+	const delta = (counter: string) => after[counter] - before[counter];
+	const hits = delta("shop_gateway_product_cache_hits");
+	const reads = hits + delta("shop_gateway_product_cache_misses");
+	const gets = delta("moleculer_cacher_get_total");
+	const found = delta("moleculer_cacher_found_total");
+	return {
+		gateway: { reads, hits, rate: reads > 0 ? round2(hits / reads) : NaN },
+		cacher: { gets, hits: found, rate: gets > 0 ? round2(found / gets) : NaN }
+	};
+}

@@ -20,7 +20,7 @@ import autocannon from "autocannon";
 import { startNats, type NatsServer } from "../test/support/nats";
 import { eventually, ROOT, startShop, tempDataDir } from "../test/support/shop";
 import { zipfSampler } from "./zipf";
-import { CLK_TCK, cpuTicks, median, round2, scrapeCounters } from "./measure";
+import { CACHE_COUNTERS, cacheHits, CLK_TCK, cpuTicks, median, round2, scrapeCounters } from "./measure";
 import { BENCH_ENV, BENCH_SEED, benchAdminToken, option, progressLog, seedProducts, startBare } from "./setup";
 
 const argv = process.argv.slice(2);
@@ -65,8 +65,6 @@ async function startNode(
 		stop: async () => void (await shop.stop())
 	};
 }
-
-const METRICS = ["shop_gateway_product_cache_hits", "shop_gateway_product_cache_misses", "moleculer_cacher_get_total", "moleculer_cacher_found_total"];
 
 // --- Shops ---------------------------------------------------------------------------------------
 
@@ -266,7 +264,7 @@ async function compareAll(newSingle: Side, started: Side[], natsServers: NatsSer
 			side,
 			await scrapeCounters(
 				side.nodes.slice(0, 2).map(node => node.metricsUrl),
-				METRICS
+				CACHE_COUNTERS
 			)
 		);
 	const rounds = new Map<Side, Round[]>(sides.map(side => [side, []]));
@@ -309,14 +307,11 @@ async function compareAll(newSingle: Side, started: Side[], natsServers: NatsSer
 	for (const side of sides.slice(1)) {
 		const after = await scrapeCounters(
 			side.nodes.slice(0, 2).map(node => node.metricsUrl),
-			METRICS
+			CACHE_COUNTERS
 		);
-		const delta = (name: string) => after[name] - before.get(side)![name];
-		const hits = delta("shop_gateway_product_cache_hits");
-		const misses = delta("shop_gateway_product_cache_misses");
-		const gets = delta("moleculer_cacher_get_total");
-		const found = delta("moleculer_cacher_found_total");
-		const gateway = hits + misses > 0 ? `gateway cache ${((100 * hits) / (hits + misses)).toFixed(2)}% of ${hits + misses}` : "no gateway cache";
+		const { gateway: served, cacher } = cacheHits(before.get(side)!, after);
+		const gateway = served.reads > 0 ? `gateway cache ${((100 * served.hits) / served.reads).toFixed(2)}% of ${served.reads}` : "no gateway cache";
+		const [gets, found] = [cacher.gets, cacher.hits];
 		lines.push(`${side.name}: ${gateway}; Moleculer cacher ${gets > 0 ? ((100 * found) / gets).toFixed(2) : "-"}% of ${gets} gets`);
 	}
 	process.stdout.write(`\n${lines.join("\n")}\n`);
